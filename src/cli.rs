@@ -1,0 +1,524 @@
+//! The command line: parse, then hand each command to the library.
+//!
+//! Errors reach the person as one sentence on stderr and a non-zero exit code,
+//! never a panic or a backtrace.
+
+use crate::catalog::{human_bytes, Catalog, ModelEntry, ModelKind};
+use crate::config::Paths;
+use crate::engine::local::gguf::Gguf;
+use crate::engine::local::tokenizer::Tokenizer;
+use crate::engine::local::{LoadOptions, LocalEngine};
+use crate::engine::{Cancel, Event, GenRequest, Message, SamplingParams};
+use crate::progress::{Progress, TerminalBar};
+use crate::store::{FileState, Store};
+use anyhow::{bail, Result};
+use clap::{Args, Parser, Subcommand};
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+
+#[derive(Parser, Debug)]
+#[command(name = "duet", version, about = "A small open model on your own computer, with a cloud model beside it.")]
+pub struct Cli {
+    /// Never touch the network; say what is missing instead.
+    #[arg(long, global = true)]
+    pub offline: bool,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Ask one question and print the answer (temperature 0 unless told otherwise).
+    Ask(AskArgs),
+    /// Talk with the model in the terminal. /reset clears, /system sets the system prompt.
+    Chat(ChatArgs),
+    /// Show the token ids (and pieces) a model sees for a text.
+    Tokenize(TokenizeArgs),
+    /// List, fetch, verify and remove models.
+    #[command(subcommand)]
+    Models(ModelsCommand),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ModelArg {
+    /// A catalog id (see `duet models list`) or the path of a .gguf file.
+    #[arg(long, short = 'm')]
+    pub model: Option<String>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct GenArgs {
+    /// 0 = always the most likely token (deterministic).
+    #[arg(long, short = 't', default_value_t = 0.0)]
+    pub temperature: f32,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    #[arg(long, default_value_t = 512)]
+    pub max_tokens: usize,
+    #[arg(long, default_value_t = 40)]
+    pub top_k: usize,
+    #[arg(long, default_value_t = 0.95)]
+    pub top_p: f32,
+    #[arg(long, default_value_t = 0.05)]
+    pub min_p: f32,
+    #[arg(long, default_value_t = 1.0)]
+    pub repeat_penalty: f32,
+    /// Stop before this text (repeatable).
+    #[arg(long)]
+    pub stop: Vec<String>,
+    /// Positions the model can see at once (capped at the model's own limit).
+    #[arg(long, default_value_t = 4096)]
+    pub context: usize,
+}
+
+impl GenArgs {
+    fn sampling(&self) -> SamplingParams {
+        SamplingParams {
+            temperature: self.temperature,
+            top_k: self.top_k,
+            top_p: self.top_p,
+            min_p: self.min_p,
+            repeat_penalty: self.repeat_penalty,
+            repeat_last_n: 64,
+            seed: self.seed,
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct AskArgs {
+    /// The question.
+    pub prompt: String,
+    #[arg(long, short = 's')]
+    pub system: Option<String>,
+    #[command(flatten)]
+    pub model: ModelArg,
+    #[command(flatten)]
+    pub gen: GenArgs,
+    /// Print one JSON object: answer, usage, timings.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug, Default)]
+pub struct ChatArgs {
+    #[arg(long, short = 's')]
+    pub system: Option<String>,
+    #[command(flatten)]
+    pub model: Option<ModelArg>,
+    #[command(flatten)]
+    pub gen: Option<GenArgs>,
+}
+
+#[derive(Args, Debug)]
+pub struct TokenizeArgs {
+    pub text: String,
+    #[command(flatten)]
+    pub model: ModelArg,
+    /// Treat special-token strings like `<|im_end|>` as plain text.
+    #[arg(long)]
+    pub no_special: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ModelsCommand {
+    /// Every known model: size, memory needed, and whether it is here.
+    List,
+    /// Fetch a model (and verify it).
+    Pull { id: Option<String> },
+    /// Re-hash the files of one model, or of every model present.
+    Verify { id: Option<String> },
+    /// Delete a model's files.
+    Rm { id: String },
+    /// Print where a model's file is (or would be).
+    Path { id: Option<String> },
+}
+
+/// Cancel flag for whatever is running now; Ctrl-C sets it. When nothing is
+/// running (a chat waiting for input), Ctrl-C quits.
+fn interrupt() -> &'static (Cancel, Arc<AtomicBool>) {
+    static FLAG: OnceLock<(Cancel, Arc<AtomicBool>)> = OnceLock::new();
+    FLAG.get_or_init(|| {
+        let cancel = Cancel::new();
+        let busy = Arc::new(AtomicBool::new(true));
+        let (c, b) = (cancel.clone(), busy.clone());
+        let _ = ctrlc::set_handler(move || {
+            if b.load(Ordering::SeqCst) {
+                c.cancel();
+            } else {
+                eprintln!();
+                std::process::exit(130);
+            }
+        });
+        (cancel, busy)
+    })
+}
+
+pub fn run() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 2 } else { 0 };
+        }
+    };
+    match dispatch(cli) {
+        Ok(()) => 0,
+        Err(e) => {
+            let cancelled = interrupt().0.is_cancelled();
+            eprintln!("error: {}", chain(&e));
+            if cancelled {
+                130
+            } else {
+                1
+            }
+        }
+    }
+}
+
+fn chain(e: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let s = cause.to_string();
+        if !parts.iter().any(|p| p.contains(&s)) {
+            parts.push(s);
+        }
+    }
+    parts.join(": ")
+}
+
+fn dispatch(cli: Cli) -> Result<()> {
+    let paths = Paths::from_env();
+    let store = Store::new(paths, cli.offline);
+    let catalog = Catalog::builtin()?;
+    match cli.command {
+        None => chat(&store, &catalog, ChatArgs::default()),
+        Some(Command::Ask(a)) => ask(&store, &catalog, a),
+        Some(Command::Chat(a)) => chat(&store, &catalog, a),
+        Some(Command::Tokenize(a)) => tokenize(&store, &catalog, a),
+        Some(Command::Models(m)) => models(&store, &catalog, m),
+    }
+}
+
+/// A `--model` value: a catalog id, or a path to a .gguf file.
+pub fn resolve_model(store: &Store, catalog: &Catalog, model: Option<&str>) -> Result<PathBuf> {
+    let entry = match model {
+        None => catalog.default_model(),
+        Some(m) if m.ends_with(".gguf") || m.contains(std::path::MAIN_SEPARATOR) => {
+            let p = PathBuf::from(m);
+            if !p.is_file() {
+                bail!(
+                    "{} does not exist. Give the path of a .gguf file, or a model id from `duet models list`.",
+                    p.display()
+                );
+            }
+            return Ok(p);
+        }
+        Some(id) => catalog.get(id)?,
+    };
+    if entry.kind != ModelKind::Chat {
+        bail!("'{}' is an embedding model; it cannot chat. Pick a chat model from `duet models list`.", entry.id);
+    }
+    let (bar, cancel) = (TerminalBar::new(), interrupt().0.clone());
+    Ok(store.ensure(entry, &bar, &cancel)?)
+}
+
+fn start_engine(path: &Path, context: usize) -> Result<LocalEngine> {
+    let quiet = !std::io::stderr().is_terminal();
+    if !quiet {
+        eprint!("loading {}…", path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default());
+    }
+    let engine = LocalEngine::start(path, LoadOptions { context_length: context, threads: 0 });
+    if !quiet {
+        eprint!("\r\x1b[2K");
+    }
+    Ok(engine?)
+}
+
+fn ask(store: &Store, catalog: &Catalog, a: AskArgs) -> Result<()> {
+    if a.prompt.trim().is_empty() {
+        bail!("the prompt is empty; write a question, e.g. duet ask \"What is the capital of France?\"");
+    }
+    let cancel = interrupt().0.clone();
+    let path = resolve_model(store, catalog, a.model.model.as_deref())?;
+    let engine = start_engine(&path, a.gen.context)?;
+    let mut messages = Vec::new();
+    if let Some(s) = &a.system {
+        messages.push(Message::new("system", s));
+    }
+    messages.push(Message::new("user", &a.prompt));
+    let req = GenRequest {
+        messages,
+        sampling: a.gen.sampling(),
+        max_tokens: a.gen.max_tokens,
+        stop: a.gen.stop.clone(),
+        truncate_history: false,
+    };
+    let rx = engine.generate(req, cancel);
+    let mut out = std::io::stdout().lock();
+    for event in rx {
+        match event {
+            Event::Delta(t) => {
+                if !a.json {
+                    write!(out, "{t}")?;
+                    out.flush()?;
+                }
+            }
+            Event::Done(c) => {
+                if a.json {
+                    let model = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                    let v = serde_json::json!({
+                        "answer": c.text,
+                        "model": model,
+                        "finish_reason": c.finish_reason,
+                        "usage": c.usage,
+                        "timings": c.timings,
+                    });
+                    writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+                } else {
+                    writeln!(out)?;
+                }
+                return Ok(());
+            }
+            Event::Error(e) => bail!(e),
+        }
+    }
+    bail!("the model stopped without an answer")
+}
+
+fn chat(store: &Store, catalog: &Catalog, a: ChatArgs) -> Result<()> {
+    let gen = a.gen.clone().unwrap_or_else(|| GenArgs {
+        temperature: 0.7,
+        seed: 42,
+        max_tokens: 512,
+        top_k: 40,
+        top_p: 0.95,
+        min_p: 0.05,
+        repeat_penalty: 1.1,
+        stop: Vec::new(),
+        context: 4096,
+    });
+    let model = a.model.as_ref().and_then(|m| m.model.clone());
+    let path = resolve_model(store, catalog, model.as_deref())?;
+    let engine = start_engine(&path, gen.context)?;
+    let (cancel, busy) = interrupt();
+    let mut system = a.system.clone();
+    let mut history: Vec<Message> = Vec::new();
+    let stdin = std::io::stdin();
+    let interactive = stdin.is_terminal();
+    eprintln!(
+        "duet chat · {} · runs on this computer, nothing leaves it.\nType a message. /reset clears, /system TEXT sets the system prompt, Ctrl-C stops an answer, Ctrl-D quits.",
+        path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
+    );
+    loop {
+        busy.store(false, Ordering::SeqCst);
+        if interactive {
+            eprint!("\n> ");
+        }
+        let mut line = String::new();
+        if stdin.lock().read_line(&mut line)? == 0 {
+            return Ok(());
+        }
+        let line = line.trim_end_matches(['\n', '\r']);
+        if line.trim().is_empty() {
+            continue;
+        }
+        if line == "/reset" {
+            history.clear();
+            eprintln!("(conversation cleared)");
+            continue;
+        }
+        if let Some(s) = line.strip_prefix("/system") {
+            system = Some(s.trim().to_string()).filter(|s| !s.is_empty());
+            history.clear();
+            eprintln!("(system prompt {}; conversation cleared)", if system.is_some() { "set" } else { "removed" });
+            continue;
+        }
+        if line == "/quit" || line == "/exit" {
+            return Ok(());
+        }
+        history.push(Message::new("user", line));
+        let mut messages: Vec<Message> = system.iter().map(|s| Message::new("system", s)).collect();
+        messages.extend(history.iter().cloned());
+        let req = GenRequest {
+            messages,
+            sampling: gen.sampling(),
+            max_tokens: gen.max_tokens,
+            stop: gen.stop.clone(),
+            truncate_history: true,
+        };
+        cancel.reset();
+        busy.store(true, Ordering::SeqCst);
+        let mut out = std::io::stdout().lock();
+        let mut answered = false;
+        for event in engine.generate(req, cancel.clone()) {
+            match event {
+                Event::Delta(t) => {
+                    write!(out, "{t}")?;
+                    out.flush()?;
+                }
+                Event::Done(c) => {
+                    writeln!(out)?;
+                    if c.dropped_messages > 0 {
+                        eprintln!(
+                            "(the oldest {} messages no longer fit the context and were left out)",
+                            c.dropped_messages
+                        );
+                    }
+                    if c.finish_reason == crate::engine::FinishReason::Cancelled {
+                        eprintln!("(stopped)");
+                    }
+                    eprintln!(
+                        "[{} tokens · {:.0} ms to first token · {:.1} tok/s]",
+                        c.usage.completion_tokens, c.timings.ttft_ms, c.timings.decode_tok_per_s
+                    );
+                    history.push(Message::new("assistant", &c.text));
+                    answered = true;
+                }
+                Event::Error(e) => {
+                    eprintln!("error: {e}");
+                    history.pop();
+                }
+            }
+        }
+        if !answered && history.last().is_some_and(|m| m.role == "user") {
+            history.pop();
+        }
+    }
+}
+
+fn tokenize(store: &Store, catalog: &Catalog, a: TokenizeArgs) -> Result<()> {
+    let path = resolve_model(store, catalog, a.model.model.as_deref())?;
+    let (g, _) = Gguf::open(&path)?;
+    let tok = Tokenizer::from_gguf(&g)?;
+    let ids = if a.no_special { tok.encode_text(&a.text)? } else { tok.encode_with_specials(&a.text)? };
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        let pieces: Vec<_> = ids.iter().map(|&i| serde_json::json!({"id": i, "piece": tok.piece(i)})).collect();
+        writeln!(out, "{}", serde_json::json!({"count": ids.len(), "ids": ids, "tokens": pieces}))?;
+    } else {
+        for &id in &ids {
+            writeln!(out, "{id:>6} -> '{}'", String::from_utf8_lossy(tok.token_bytes(id)).replace('\n', "\\n"))?;
+        }
+        writeln!(out, "{} tokens", ids.len())?;
+    }
+    Ok(())
+}
+
+fn state_word(s: FileState) -> &'static str {
+    match s {
+        FileState::Missing => "-",
+        FileState::Verified => "verified",
+        FileState::Unverified => "present",
+        FileState::Corrupt => "DAMAGED",
+    }
+}
+
+fn pick<'a>(catalog: &'a Catalog, id: Option<&str>) -> Result<&'a ModelEntry> {
+    Ok(match id {
+        Some(id) => catalog.get(id)?,
+        None => catalog.default_model(),
+    })
+}
+
+fn models(store: &Store, catalog: &Catalog, cmd: ModelsCommand) -> Result<()> {
+    let bar = TerminalBar::new();
+    let cancel = interrupt().0.clone();
+    match cmd {
+        ModelsCommand::List => {
+            let mut out = std::io::stdout().lock();
+            writeln!(
+                out,
+                "{:<16} {:<38} {:>6} {:<7} {:>9} {:>9}  {}",
+                "ID", "NAME", "PARAMS", "QUANT", "SIZE", "RAM", "STATE"
+            )?;
+            for m in &catalog.models {
+                let state = store.model_state(m);
+                let mark = if m.default { "*" } else { "" };
+                writeln!(
+                    out,
+                    "{:<16} {:<38} {:>6} {:<7} {:>9} {:>9}  {}",
+                    format!("{}{mark}", m.id),
+                    m.name,
+                    m.parameters,
+                    m.quantization,
+                    human_bytes(m.size_bytes()),
+                    human_bytes(ram_needed(store, m)),
+                    state_word(state)
+                )?;
+            }
+            writeln!(out, "\n* default model. Files live in {}", store.paths().models_dir.display())?;
+        }
+        ModelsCommand::Pull { id } => {
+            let m = pick(catalog, id.as_deref())?;
+            let path = store.ensure(m, &bar, &cancel)?;
+            println!("{} is ready: {}", m.id, path.display());
+        }
+        ModelsCommand::Verify { id } => {
+            let targets: Vec<&ModelEntry> = match id {
+                Some(id) => vec![catalog.get(&id)?],
+                None => catalog.models.iter().filter(|m| store.model_state(m) != FileState::Missing).collect(),
+            };
+            if targets.is_empty() {
+                println!("no models are downloaded yet; `duet models pull` fetches the default one");
+            }
+            let mut bad = 0;
+            for m in targets {
+                match store.verify(m, &bar) {
+                    Ok(()) => println!("{}: ok", m.id),
+                    Err(e) => {
+                        bad += 1;
+                        println!("{}: {e}", m.id);
+                    }
+                }
+            }
+            if bad > 0 {
+                bail!("{bad} model(s) failed verification");
+            }
+        }
+        ModelsCommand::Rm { id } => {
+            let m = catalog.get(&id)?;
+            let freed = store.remove(m)?;
+            if freed == 0 {
+                println!("{} was not downloaded; nothing to remove", m.id);
+            } else {
+                println!("removed {} ({} freed)", m.id, human_bytes(freed));
+            }
+        }
+        ModelsCommand::Path { id } => {
+            let m = pick(catalog, id.as_deref())?;
+            let p = if m.files.len() == 1 { store.file_path(m, m.main_file()) } else { store.model_dir(m) };
+            println!("{}", p.display());
+        }
+    }
+    bar.finish();
+    Ok(())
+}
+
+/// Memory to run a model: exact from the file when present, estimated otherwise.
+fn ram_needed(store: &Store, m: &ModelEntry) -> u64 {
+    if m.kind == ModelKind::Chat && store.model_state(m) != FileState::Missing {
+        if let Ok((g, _)) = Gguf::open(&store.file_path(m, m.main_file())) {
+            let facts = g.summary();
+            let ctx = facts.context_length.min(LoadOptions::default().context_length as u32);
+            return facts.file_size_bytes + facts.kv_cache_bytes(ctx) + 100 * 1024 * 1024;
+        }
+    }
+    m.ram_estimate_bytes()
+}
+
+/// Shown by `duet models path` users and tests: where the default model goes.
+pub fn default_model_path(store: &Store, catalog: &Catalog) -> PathBuf {
+    let m = catalog.default_model();
+    store.file_path(m, m.main_file())
+}
+
+impl From<&str> for ModelArg {
+    fn from(s: &str) -> Self {
+        ModelArg { model: Some(s.to_string()) }
+    }
+}

@@ -1,0 +1,188 @@
+//! AVX2 + FMA + F16C kernels, chosen at run time when the CPU has them.
+//!
+//! Same arithmetic as `scalar.rs` (integer sums per block, then one float
+//! multiply-add), so results match it to float rounding.
+//!
+//! Every function here is intrinsics on raw pointers whose bounds the two safe
+//! entry points check, so the per-call `unsafe` blocks inside would be noise.
+#![allow(unsafe_op_in_unsafe_fn)]
+
+use super::{Kernels, QActs, QKind, QMatrix, ACT_MAX, QK};
+use std::arch::x86_64::*;
+
+pub const KERNELS: Kernels = Kernels { name: "avx2", dot_rows, quantize };
+
+pub fn supported() -> bool {
+    is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c")
+}
+
+fn dot_rows(w: &QMatrix, r0: usize, a: &QActs, t: usize, out: &mut [f32]) {
+    assert!((r0 + out.len()) <= w.rows && t < a.t && a.nb == w.nb, "dot_rows: shapes do not match");
+    // SAFETY: `kernels()` only hands out this table after `supported()` said yes;
+    // the bounds above keep every pointer inside its slice.
+    unsafe {
+        match w.kind {
+            QKind::Q4_1 => dot_q4_1(w, r0, a, t, out),
+            QKind::Q8_0 => dot_q8_0(w, r0, a, t, out),
+        }
+    }
+}
+
+fn quantize(x: &[f32], d: &mut [f32], s: &mut [f32], qs: &mut [i16]) {
+    assert!(x.len() % QK == 0 && d.len() * QK >= x.len() && s.len() * QK >= x.len() && qs.len() >= x.len());
+    // SAFETY: as above; lengths checked.
+    unsafe { quantize_avx2(x, d, s, qs) }
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn hsum(v: __m256) -> f32 {
+    let lo = _mm256_castps256_ps128(v);
+    let hi = _mm256_extractf128_ps(v, 1);
+    let s = _mm_add_ps(lo, hi);
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+    _mm_cvtss_f32(s)
+}
+
+/// Σ over one block of 32 (4-bit weights × 16-bit activations), as 8 f32 lanes.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn block_q4(wq: *const u8, xq: *const i16) -> __m256 {
+    let mask = _mm_set1_epi8(0x0F);
+    let q = _mm_loadu_si128(wq as *const __m128i);
+    let lo = _mm256_cvtepu8_epi16(_mm_and_si128(q, mask));
+    let hi = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(q, 4), mask));
+    let x0 = _mm256_loadu_si256(xq as *const __m256i);
+    let x1 = _mm256_loadu_si256(xq.add(16) as *const __m256i);
+    let p = _mm256_add_epi32(_mm256_madd_epi16(lo, x0), _mm256_madd_epi16(hi, x1));
+    _mm256_cvtepi32_ps(p)
+}
+
+/// Σ over one block of 32 (8-bit weights × 16-bit activations).
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn block_q8(wq: *const u8, xq: *const i16) -> __m256 {
+    let w0 = _mm256_cvtepi8_epi16(_mm_loadu_si128(wq as *const __m128i));
+    let w1 = _mm256_cvtepi8_epi16(_mm_loadu_si128(wq.add(16) as *const __m128i));
+    let x0 = _mm256_loadu_si256(xq as *const __m256i);
+    let x1 = _mm256_loadu_si256(xq.add(16) as *const __m256i);
+    let p = _mm256_add_epi32(_mm256_madd_epi16(w0, x0), _mm256_madd_epi16(w1, x1));
+    _mm256_cvtepi32_ps(p)
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn f16x8(p: *const u16) -> __m256 {
+    _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i))
+}
+
+#[inline]
+#[target_feature(enable = "f16c")]
+unsafe fn f16x1(v: u16) -> f32 {
+    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(v as i32)))
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot_q4_1(w: &QMatrix, r0: usize, a: &QActs, t: usize, out: &mut [f32]) {
+    let nb = w.nb;
+    let ad = a.d.as_ptr().add(t * nb);
+    let as_ = a.s.as_ptr().add(t * nb);
+    let aq = a.qs.as_ptr().add(t * nb * QK);
+    let mut scales = [0f32; 8];
+    for (i, o) in out.iter_mut().enumerate() {
+        let r = r0 + i;
+        let wd = w.d.as_ptr().add(r * nb);
+        let wm = w.m.as_ptr().add(r * nb);
+        let wq = w.qs.as_ptr().add(r * nb * 16);
+        let mut acc0 = _mm256_setzero_ps();
+        let mut acc1 = _mm256_setzero_ps();
+        let mut accm = _mm256_setzero_ps();
+        let mut b = 0;
+        while b + 8 <= nb {
+            accm = _mm256_fmadd_ps(f16x8(wm.add(b)), _mm256_loadu_ps(as_.add(b)), accm);
+            _mm256_storeu_ps(scales.as_mut_ptr(), _mm256_mul_ps(f16x8(wd.add(b)), _mm256_loadu_ps(ad.add(b))));
+            for k in (0..8).step_by(2) {
+                let p0 = block_q4(wq.add((b + k) * 16), aq.add((b + k) * QK));
+                let p1 = block_q4(wq.add((b + k + 1) * 16), aq.add((b + k + 1) * QK));
+                acc0 = _mm256_fmadd_ps(p0, _mm256_set1_ps(scales[k]), acc0);
+                acc1 = _mm256_fmadd_ps(p1, _mm256_set1_ps(scales[k + 1]), acc1);
+            }
+            b += 8;
+        }
+        let mut tail = 0f32;
+        while b < nb {
+            let p = block_q4(wq.add(b * 16), aq.add(b * QK));
+            acc0 = _mm256_fmadd_ps(p, _mm256_set1_ps(f16x1(*wd.add(b)) * *ad.add(b)), acc0);
+            tail += f16x1(*wm.add(b)) * *as_.add(b);
+            b += 1;
+        }
+        *o = hsum(_mm256_add_ps(acc0, acc1)) + hsum(accm) + tail;
+    }
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot_q8_0(w: &QMatrix, r0: usize, a: &QActs, t: usize, out: &mut [f32]) {
+    let nb = w.nb;
+    let ad = a.d.as_ptr().add(t * nb);
+    let aq = a.qs.as_ptr().add(t * nb * QK);
+    let mut scales = [0f32; 8];
+    for (i, o) in out.iter_mut().enumerate() {
+        let r = r0 + i;
+        let wd = w.d.as_ptr().add(r * nb);
+        let wq = w.qs.as_ptr().add(r * nb * 32);
+        let mut acc0 = _mm256_setzero_ps();
+        let mut acc1 = _mm256_setzero_ps();
+        let mut b = 0;
+        while b + 8 <= nb {
+            _mm256_storeu_ps(scales.as_mut_ptr(), _mm256_mul_ps(f16x8(wd.add(b)), _mm256_loadu_ps(ad.add(b))));
+            for k in (0..8).step_by(2) {
+                let p0 = block_q8(wq.add((b + k) * 32), aq.add((b + k) * QK));
+                let p1 = block_q8(wq.add((b + k + 1) * 32), aq.add((b + k + 1) * QK));
+                acc0 = _mm256_fmadd_ps(p0, _mm256_set1_ps(scales[k]), acc0);
+                acc1 = _mm256_fmadd_ps(p1, _mm256_set1_ps(scales[k + 1]), acc1);
+            }
+            b += 8;
+        }
+        while b < nb {
+            let p = block_q8(wq.add(b * 32), aq.add(b * QK));
+            acc0 = _mm256_fmadd_ps(p, _mm256_set1_ps(f16x1(*wd.add(b)) * *ad.add(b)), acc0);
+            b += 1;
+        }
+        *o = hsum(_mm256_add_ps(acc0, acc1));
+    }
+}
+
+#[target_feature(enable = "avx2,fma")]
+unsafe fn quantize_avx2(x: &[f32], d: &mut [f32], s: &mut [f32], qs: &mut [i16]) {
+    let sign = _mm256_set1_ps(-0.0);
+    for b in 0..x.len() / QK {
+        let p = x.as_ptr().add(b * QK);
+        let v = [_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(8)), _mm256_loadu_ps(p.add(16)), _mm256_loadu_ps(p.add(24))];
+        let mut m = _mm256_andnot_ps(sign, v[0]);
+        for vi in &v[1..] {
+            m = _mm256_max_ps(m, _mm256_andnot_ps(sign, *vi));
+        }
+        let m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        let m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        let m4 = _mm_max_ss(m4, _mm_shuffle_ps(m4, m4, 1));
+        let amax = _mm_cvtss_f32(m4);
+        let scale = amax / ACT_MAX;
+        let inv = _mm256_set1_ps(if scale > 0.0 { 1.0 / scale } else { 0.0 });
+        let i: [__m256i; 4] = [0, 1, 2, 3].map(|k| {
+            _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v[k], inv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC))
+        });
+        let sum32 = _mm256_add_epi32(_mm256_add_epi32(i[0], i[1]), _mm256_add_epi32(i[2], i[3]));
+        let s4 = _mm_add_epi32(_mm256_castsi256_si128(sum32), _mm256_extracti128_si256(sum32, 1));
+        let s4 = _mm_hadd_epi32(s4, s4);
+        let s4 = _mm_hadd_epi32(s4, s4);
+        let total = _mm_cvtsi128_si32(s4);
+        // packs works per 128-bit lane; the permute puts the four 64-bit parts back in order.
+        let lo = _mm256_permute4x64_epi64(_mm256_packs_epi32(i[0], i[1]), 0xD8);
+        let hi = _mm256_permute4x64_epi64(_mm256_packs_epi32(i[2], i[3]), 0xD8);
+        _mm256_storeu_si256(qs.as_mut_ptr().add(b * QK) as *mut __m256i, lo);
+        _mm256_storeu_si256(qs.as_mut_ptr().add(b * QK + 16) as *mut __m256i, hi);
+        d[b] = scale;
+        s[b] = scale * total as f32;
+    }
+}

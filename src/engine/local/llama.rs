@@ -1,0 +1,408 @@
+//! duet's own forward pass for `llama`-architecture GGUF files whose matrices
+//! are Q4_0, Q4_1 or Q8_0 (the default model among them), on the CPU.
+//!
+//! Why not candle here: candle 0.11 chooses SIMD at compile time, allocates
+//! per op, and its Q4_1 product gave wrong answers on SmolLM2 (see the
+//! repository notes). This file is the whole model: RMSNorm, RoPE (llama.cpp's
+//! "normal" pairing: adjacent elements rotate together), grouped-query
+//! attention over an f32 KV cache, SwiGLU, tied or separate output. Files it
+//! cannot run (other quant types, RoPE scaling) go to candle instead.
+
+use super::gguf::Gguf;
+use super::kernels::pool::{Pool, SharedMut};
+use super::kernels::{kernels, QActs, QMatrix, QK};
+use candle_core::quantized::GgmlDType;
+use std::io::{Read, Seek, SeekFrom};
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub n_layer: usize,
+    pub n_embd: usize,
+    pub n_head: usize,
+    pub n_kv_head: usize,
+    pub head_dim: usize,
+    pub n_ff: usize,
+    pub eps: f32,
+    pub rope_base: f32,
+    pub vocab: usize,
+}
+
+struct Layer {
+    attn_norm: Vec<f32>,
+    ffn_norm: Vec<f32>,
+    wq: QMatrix,
+    wk: QMatrix,
+    wv: QMatrix,
+    wo: QMatrix,
+    gate: QMatrix,
+    up: QMatrix,
+    down: QMatrix,
+}
+
+/// Reusable buffers: a decode step allocates nothing.
+#[derive(Default)]
+struct Scratch {
+    x: Vec<f32>,
+    xn: Vec<f32>,
+    q: Vec<f32>,
+    k: Vec<f32>,
+    v: Vec<f32>,
+    att: Vec<f32>,
+    proj: Vec<f32>,
+    gate: Vec<f32>,
+    up: Vec<f32>,
+    acts: QActs,
+    /// One score row per thread.
+    scores: Vec<Vec<f32>>,
+}
+
+pub struct FastLlama {
+    pub cfg: Config,
+    embd: QMatrix,
+    output: Option<QMatrix>,
+    norm: Vec<f32>,
+    layers: Vec<Layer>,
+    ctx: usize,
+    k_cache: Vec<f32>,
+    v_cache: Vec<f32>,
+    rope_cos: Vec<f32>,
+    rope_sin: Vec<f32>,
+    pool: Pool,
+    s: Scratch,
+}
+
+/// Why a file goes to the general (candle) path instead.
+pub type Unsupported = String;
+
+fn ggml_code(t: GgmlDType) -> Option<u32> {
+    Some(match t {
+        GgmlDType::Q4_0 => 2,
+        GgmlDType::Q4_1 => 3,
+        GgmlDType::Q8_0 => 8,
+        _ => return None,
+    })
+}
+
+fn read_raw<R: Read + Seek>(g: &Gguf, r: &mut R, name: &str) -> Result<(GgmlDType, Vec<usize>, Vec<u8>), Unsupported> {
+    let info = g.content.tensor_infos.get(name).ok_or_else(|| format!("no tensor {name}"))?;
+    let elems = info.shape.elem_count();
+    let bytes = elems / info.ggml_dtype.block_size() * info.ggml_dtype.type_size();
+    let mut buf = vec![0u8; bytes];
+    r.seek(SeekFrom::Start(g.content.tensor_data_offset + info.offset)).map_err(|e| e.to_string())?;
+    r.read_exact(&mut buf).map_err(|e| e.to_string())?;
+    Ok((info.ggml_dtype, info.shape.dims().to_vec(), buf))
+}
+
+fn read_matrix<R: Read + Seek>(g: &Gguf, r: &mut R, name: &str) -> Result<QMatrix, Unsupported> {
+    let (dtype, dims, raw) = read_raw(g, r, name)?;
+    let code = ggml_code(dtype).ok_or_else(|| format!("{name} is {dtype:?}"))?;
+    let (rows, cols) = match dims.as_slice() {
+        [rows, cols] => (*rows, *cols),
+        _ => return Err(format!("{name} is not a matrix")),
+    };
+    QMatrix::from_ggml(code, rows, cols, &raw).ok_or_else(|| format!("{name} has an unexpected layout"))
+}
+
+fn read_f32<R: Read + Seek>(g: &Gguf, r: &mut R, name: &str) -> Result<Vec<f32>, Unsupported> {
+    let (dtype, _, raw) = read_raw(g, r, name)?;
+    if dtype != GgmlDType::F32 {
+        return Err(format!("{name} is {dtype:?}, not F32"));
+    }
+    Ok(raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+}
+
+impl FastLlama {
+    /// Whether this file can run here, without reading any weights.
+    pub fn check(g: &Gguf) -> Result<(), Unsupported> {
+        if g.architecture().ok() != Some("llama") {
+            return Err("not a llama-architecture file".into());
+        }
+        if g.arch_u32("expert_count").unwrap_or(0) > 1 {
+            return Err("mixture of experts".into());
+        }
+        if g.string("llama.rope.scaling.type").is_some_and(|s| s != "none")
+            || g.content.tensor_infos.contains_key("rope_freqs.weight")
+        {
+            return Err("RoPE scaling".into());
+        }
+        for (name, info) in &g.content.tensor_infos {
+            let is_matrix = info.shape.dims().len() == 2;
+            let ok = if is_matrix { ggml_code(info.ggml_dtype).is_some() } else { info.ggml_dtype == GgmlDType::F32 };
+            if !ok {
+                return Err(format!("{name} is {:?}", info.ggml_dtype));
+            }
+            if is_matrix && info.shape.dims()[1] % QK != 0 {
+                return Err(format!("{name} rows are not a multiple of {QK}"));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn load<R: Read + Seek>(g: &Gguf, r: &mut R, ctx: usize, threads: usize) -> Result<Self, Unsupported> {
+        Self::check(g)?;
+        let n_embd = g.arch_u32("embedding_length").ok_or("no embedding_length")? as usize;
+        let n_head = g.arch_u32("attention.head_count").ok_or("no head_count")? as usize;
+        let n_kv_head = g.arch_u32("attention.head_count_kv").unwrap_or(n_head as u32) as usize;
+        let head_dim = g.arch_u32("attention.key_length").map(|v| v as usize).unwrap_or(n_embd / n_head);
+        if g.arch_u32("rope.dimension_count").is_some_and(|d| d as usize != head_dim) {
+            return Err("partial RoPE".into());
+        }
+        let cfg = Config {
+            n_layer: g.arch_u32("block_count").ok_or("no block_count")? as usize,
+            n_embd,
+            n_head,
+            n_kv_head,
+            head_dim,
+            n_ff: g.arch_u32("feed_forward_length").ok_or("no feed_forward_length")? as usize,
+            eps: g.f32("llama.attention.layer_norm_rms_epsilon").unwrap_or(1e-5),
+            rope_base: g.f32("llama.rope.freq_base").unwrap_or(10_000.0),
+            vocab: 0,
+        };
+        if n_head % n_kv_head != 0 || head_dim % 2 != 0 {
+            return Err("unusual head layout".into());
+        }
+        let embd = read_matrix(g, r, "token_embd.weight")?;
+        let output = if g.content.tensor_infos.contains_key("output.weight") {
+            Some(read_matrix(g, r, "output.weight")?)
+        } else {
+            None
+        };
+        let norm = read_f32(g, r, "output_norm.weight")?;
+        let mut layers = Vec::with_capacity(cfg.n_layer);
+        for i in 0..cfg.n_layer {
+            let p = |s: &str| format!("blk.{i}.{s}.weight");
+            layers.push(Layer {
+                attn_norm: read_f32(g, r, &p("attn_norm"))?,
+                ffn_norm: read_f32(g, r, &p("ffn_norm"))?,
+                wq: read_matrix(g, r, &p("attn_q"))?,
+                wk: read_matrix(g, r, &p("attn_k"))?,
+                wv: read_matrix(g, r, &p("attn_v"))?,
+                wo: read_matrix(g, r, &p("attn_output"))?,
+                gate: read_matrix(g, r, &p("ffn_gate"))?,
+                up: read_matrix(g, r, &p("ffn_up"))?,
+                down: read_matrix(g, r, &p("ffn_down"))?,
+            });
+        }
+        let vocab = output.as_ref().unwrap_or(&embd).rows;
+        let cfg = Config { vocab, ..cfg };
+        let kv_dim = cfg.n_kv_head * cfg.head_dim;
+        let half = cfg.head_dim / 2;
+        let mut rope_cos = vec![0f32; ctx * half];
+        let mut rope_sin = vec![0f32; ctx * half];
+        for pos in 0..ctx {
+            for i in 0..half {
+                let freq = cfg.rope_base.powf(-(2.0 * i as f32) / cfg.head_dim as f32);
+                let angle = pos as f32 * freq;
+                rope_cos[pos * half + i] = angle.cos();
+                rope_sin[pos * half + i] = angle.sin();
+            }
+        }
+        let pool = Pool::new(threads);
+        let scores = (0..pool.threads()).map(|_| vec![0f32; ctx]).collect();
+        Ok(FastLlama {
+            embd,
+            output,
+            norm,
+            layers,
+            ctx,
+            // calloc'd: untouched pages of a long context cost no memory.
+            k_cache: vec![0f32; cfg.n_layer * ctx * kv_dim],
+            v_cache: vec![0f32; cfg.n_layer * ctx * kv_dim],
+            rope_cos,
+            rope_sin,
+            pool,
+            s: Scratch { scores, ..Default::default() },
+            cfg,
+        })
+    }
+
+    pub fn threads(&self) -> usize {
+        self.pool.threads()
+    }
+
+    pub fn weights_bytes(&self) -> usize {
+        let l: usize = self
+            .layers
+            .iter()
+            .map(|l| {
+                [&l.wq, &l.wk, &l.wv, &l.wo, &l.gate, &l.up, &l.down].iter().map(|m| m.size_bytes()).sum::<usize>()
+            })
+            .sum();
+        l + self.embd.size_bytes() + self.output.as_ref().map_or(0, |o| o.size_bytes())
+    }
+
+    /// Run `tokens` at positions `pos..`; return logits of the last token, or of
+    /// every token when `all` (row-major, `tokens.len() × vocab`).
+    pub fn forward(&mut self, tokens: &[u32], pos: usize, all: bool) -> Vec<f32> {
+        let t = tokens.len();
+        assert!(t > 0 && pos + t <= self.ctx, "forward: {} tokens at {pos} exceed the context of {}", t, self.ctx);
+        let c = self.cfg.clone();
+        let (e, kv_dim, q_dim) = (c.n_embd, c.n_kv_head * c.head_dim, c.n_head * c.head_dim);
+        let s = &mut self.s;
+        s.x.resize(t * e, 0.0);
+        for (i, &tok) in tokens.iter().enumerate() {
+            let row = (tok as usize).min(self.embd.rows - 1);
+            self.embd.dequantize_row(row, &mut s.x[i * e..(i + 1) * e]);
+        }
+        for (li, layer) in self.layers.iter().enumerate() {
+            rms_norm(&s.x, &layer.attn_norm, c.eps, e, &mut s.xn);
+            s.acts.quantize(&s.xn, t, e);
+            matmul(&self.pool, &layer.wq, &s.acts, &mut s.q);
+            matmul(&self.pool, &layer.wk, &s.acts, &mut s.k);
+            matmul(&self.pool, &layer.wv, &s.acts, &mut s.v);
+            let half = c.head_dim / 2;
+            for ti in 0..t {
+                let p = pos + ti;
+                let (cos, sin) = (&self.rope_cos[p * half..(p + 1) * half], &self.rope_sin[p * half..(p + 1) * half]);
+                for h in s.q[ti * q_dim..(ti + 1) * q_dim].chunks_exact_mut(c.head_dim) {
+                    rope(h, cos, sin);
+                }
+                for h in s.k[ti * kv_dim..(ti + 1) * kv_dim].chunks_exact_mut(c.head_dim) {
+                    rope(h, cos, sin);
+                }
+            }
+            let base = li * self.ctx * kv_dim;
+            self.k_cache[base + pos * kv_dim..base + (pos + t) * kv_dim].copy_from_slice(&s.k);
+            self.v_cache[base + pos * kv_dim..base + (pos + t) * kv_dim].copy_from_slice(&s.v);
+            s.att.resize(t * q_dim, 0.0);
+            attention(
+                &self.pool,
+                &c,
+                &s.q,
+                &self.k_cache[base..base + self.ctx * kv_dim],
+                &self.v_cache[base..base + self.ctx * kv_dim],
+                pos,
+                t,
+                &mut s.att,
+                &mut s.scores,
+            );
+            s.acts.quantize(&s.att, t, q_dim);
+            matmul(&self.pool, &layer.wo, &s.acts, &mut s.proj);
+            for (x, p) in s.x.iter_mut().zip(&s.proj) {
+                *x += p;
+            }
+            rms_norm(&s.x, &layer.ffn_norm, c.eps, e, &mut s.xn);
+            s.acts.quantize(&s.xn, t, e);
+            matmul(&self.pool, &layer.gate, &s.acts, &mut s.gate);
+            matmul(&self.pool, &layer.up, &s.acts, &mut s.up);
+            for (g, u) in s.gate.iter_mut().zip(&s.up) {
+                *g = *g / (1.0 + (-*g).exp()) * u;
+            }
+            s.acts.quantize(&s.gate, t, c.n_ff);
+            matmul(&self.pool, &layer.down, &s.acts, &mut s.proj);
+            for (x, p) in s.x.iter_mut().zip(&s.proj) {
+                *x += p;
+            }
+        }
+        let first = if all { 0 } else { t - 1 };
+        let rows = t - first;
+        rms_norm(&s.x[first * e..], &self.norm, c.eps, e, &mut s.xn);
+        s.acts.quantize(&s.xn, rows, e);
+        let mut logits = Vec::new();
+        matmul(&self.pool, self.output.as_ref().unwrap_or(&self.embd), &s.acts, &mut logits);
+        logits
+    }
+}
+
+/// out[t][r] = W[r] · a[t], rows split across the pool.
+fn matmul(pool: &Pool, w: &QMatrix, a: &QActs, out: &mut Vec<f32>) {
+    let (t, rows) = (a.t, w.rows);
+    out.resize(t * rows, 0.0);
+    let k = kernels();
+    let shared = SharedMut::new(out);
+    pool.run(|i, n| {
+        let r = Pool::chunk(rows, i, n);
+        if r.is_empty() {
+            return;
+        }
+        for ti in 0..t {
+            // SAFETY: thread i writes only its own rows of each token's output.
+            let o = unsafe { shared.slice(ti * rows + r.start..ti * rows + r.end) };
+            (k.dot_rows)(w, r.start, a, ti, o);
+        }
+    });
+}
+
+fn rms_norm(x: &[f32], w: &[f32], eps: f32, e: usize, out: &mut Vec<f32>) {
+    out.resize(x.len(), 0.0);
+    for (row, o) in x.chunks_exact(e).zip(out.chunks_exact_mut(e)) {
+        let ms = row.iter().map(|v| v * v).sum::<f32>() / e as f32;
+        let inv = 1.0 / (ms + eps).sqrt();
+        for ((o, v), g) in o.iter_mut().zip(row).zip(w) {
+            *o = v * inv * g;
+        }
+    }
+}
+
+/// Rotate adjacent pairs (2i, 2i+1) by the position's angles.
+fn rope(h: &mut [f32], cos: &[f32], sin: &[f32]) {
+    for (i, pair) in h.chunks_exact_mut(2).enumerate() {
+        let (a, b) = (pair[0], pair[1]);
+        pair[0] = a * cos[i] - b * sin[i];
+        pair[1] = a * sin[i] + b * cos[i];
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn attention(
+    pool: &Pool,
+    c: &Config,
+    q: &[f32],
+    k_cache: &[f32],
+    v_cache: &[f32],
+    pos: usize,
+    t: usize,
+    out: &mut [f32],
+    scores: &mut [Vec<f32>],
+) {
+    let (hd, kv_dim, q_dim) = (c.head_dim, c.n_kv_head * c.head_dim, c.n_head * c.head_dim);
+    let group = c.n_head / c.n_kv_head;
+    let scale = 1.0 / (hd as f32).sqrt();
+    let tasks = t * c.n_head;
+    let out_shared = SharedMut::new(out);
+    let scores_shared = SharedMut::new(scores);
+    pool.run(|i, n| {
+        // SAFETY: each thread uses its own score row and its own (token, head) outputs.
+        let sc = unsafe { &mut scores_shared.slice(i..i + 1)[0] };
+        for task in Pool::chunk(tasks, i, n) {
+            let (ti, h) = (task / c.n_head, task % c.n_head);
+            let kvh = h / group;
+            let qh = &q[ti * q_dim + h * hd..ti * q_dim + (h + 1) * hd];
+            let len = pos + ti + 1;
+            let mut max = f32::NEG_INFINITY;
+            for (j, s) in sc[..len].iter_mut().enumerate() {
+                let kj = &k_cache[j * kv_dim + kvh * hd..j * kv_dim + (kvh + 1) * hd];
+                *s = dot(qh, kj) * scale;
+                max = max.max(*s);
+            }
+            let mut sum = 0f32;
+            for s in sc[..len].iter_mut() {
+                *s = (*s - max).exp();
+                sum += *s;
+            }
+            let inv = 1.0 / sum;
+            let o = unsafe { out_shared.slice(ti * q_dim + h * hd..ti * q_dim + (h + 1) * hd) };
+            o.fill(0.0);
+            for (j, s) in sc[..len].iter().enumerate() {
+                let vj = &v_cache[j * kv_dim + kvh * hd..j * kv_dim + (kvh + 1) * hd];
+                let p = s * inv;
+                for (o, v) in o.iter_mut().zip(vj) {
+                    *o += p * v;
+                }
+            }
+        }
+    });
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    // Eight partial sums so the compiler keeps them in vector registers.
+    let mut acc = [0f32; 8];
+    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ac.remainder().iter().zip(bc.remainder()).map(|(x, y)| x * y).sum();
+    for (x, y) in ac.zip(bc) {
+        for k in 0..8 {
+            acc[k] += x[k] * y[k];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}

@@ -1,0 +1,433 @@
+//! The local engine: a GGUF model on this computer's CPU (or GPU), through candle.
+//!
+//! [`LocalModel`] is the synchronous core: encode a conversation, reuse the KV
+//! cache for a shared prefix, sample, stream text. [`LocalEngine`] puts one
+//! `LocalModel` on its own named thread; requests arrive on a channel and
+//! events go back on a bounded channel per request.
+
+pub mod gguf;
+pub mod kernels;
+pub mod llama;
+pub mod model;
+pub mod sampler;
+pub mod template;
+pub mod tokenizer;
+
+use super::{Cancel, Completion, Event, FinishReason, GenRequest, Timings, Usage};
+use gguf::{Gguf, ModelFacts};
+use model::Weights;
+use sampler::Sampler;
+use std::path::Path;
+use std::sync::mpsc;
+use std::time::Instant;
+use template::{ChatTemplate, Message};
+use tokenizer::{TextStream, Tokenizer};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    File(#[from] gguf::GgufError),
+    #[error(transparent)]
+    Model(#[from] model::ModelError),
+    #[error(transparent)]
+    Tokenizer(#[from] tokenizer::TokenizerError),
+    #[error(transparent)]
+    Template(#[from] template::TemplateError),
+    #[error("the prompt is empty; type something to ask")]
+    EmptyPrompt,
+    #[error("the prompt is {tokens} tokens, but this model reads at most {context} at once. Shorten it, or start a new conversation.")]
+    TooLong { tokens: usize, context: usize },
+    #[error("the model stopped working (its thread ended); restart duet")]
+    WorkerGone,
+}
+
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Positions the KV cache holds; capped at the model's trained context.
+    pub context_length: usize,
+    /// Threads for the math; 0 = one per physical core.
+    pub threads: usize,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions { context_length: 4096, threads: 0 }
+    }
+}
+
+pub struct LocalModel {
+    weights: Weights,
+    device: candle_core::Device,
+    pub tokenizer: Tokenizer,
+    template: ChatTemplate,
+    pub facts: ModelFacts,
+    pub context_length: usize,
+    /// Tokens whose keys and values are in the cache, in order.
+    cached: Vec<u32>,
+    pub load_ms: f64,
+}
+
+impl LocalModel {
+    pub fn load(path: &Path, opts: &LoadOptions) -> Result<Self, EngineError> {
+        let start = Instant::now();
+        let (g, mut reader) = Gguf::open(path)?;
+        let arch = g.architecture()?.to_string();
+        if !model::SUPPORTED.contains(&arch.as_str()) {
+            return Err(model::ModelError::Unsupported(arch).into());
+        }
+        let facts = g.summary();
+        let tokenizer = Tokenizer::from_gguf(&g)?;
+        let token_text = |id: Option<u32>| id.map(|i| tokenizer.piece(i).to_string()).unwrap_or_default();
+        let template_src = g.string("tokenizer.chat_template").unwrap_or(template::FALLBACK_TEMPLATE).to_string();
+        let template = ChatTemplate::new(&template_src, &token_text(tokenizer.bos_id), &token_text(tokenizer.eos_id))?;
+        let device = model::pick_device();
+        let context_length = opts.context_length.min(facts.context_length as usize).max(16);
+        let threads = if opts.threads == 0 { model::physical_cores() } else { opts.threads };
+        let weights = Weights::load(g, &mut reader, &device, context_length, threads)?;
+        Ok(LocalModel {
+            weights,
+            device,
+            tokenizer,
+            template,
+            facts,
+            context_length,
+            cached: Vec::new(),
+            load_ms: start.elapsed().as_secs_f64() * 1e3,
+        })
+    }
+
+    /// The token ids the model sees for a conversation, ending with the
+    /// assistant's turn opening.
+    pub fn encode_chat(&self, messages: &[Message]) -> Result<Vec<u32>, EngineError> {
+        let mut ids = self.template.encode(&self.tokenizer, messages, true)?;
+        if self.tokenizer.add_bos {
+            if let Some(bos) = self.tokenizer.bos_id {
+                if ids.first() != Some(&bos) {
+                    ids.insert(0, bos);
+                }
+            }
+        }
+        Ok(ids)
+    }
+
+    /// The rendered prompt text (for `--verbose` and debugging).
+    pub fn render_chat(&self, messages: &[Message]) -> Result<String, EngineError> {
+        Ok(self.template.render(messages, true)?)
+    }
+
+    /// Fit a conversation into the context, dropping the oldest turns after the
+    /// system prompt when allowed. Returns the ids and how many messages went.
+    fn fit(&self, req: &GenRequest) -> Result<(Vec<u32>, usize), EngineError> {
+        if req.messages.iter().all(|m| m.content.trim().is_empty()) {
+            return Err(EngineError::EmptyPrompt);
+        }
+        let budget = self.context_length.saturating_sub(1);
+        let mut messages = req.messages.clone();
+        let mut dropped = 0;
+        loop {
+            let ids = self.encode_chat(&messages)?;
+            if ids.len() <= budget {
+                return Ok((ids, dropped));
+            }
+            let first_droppable = usize::from(messages.first().is_some_and(|m| m.role == "system"));
+            // Keep at least the last message; drop one turn at a time.
+            if !req.truncate_history || messages.len() <= first_droppable + 1 {
+                return Err(EngineError::TooLong { tokens: ids.len(), context: self.context_length });
+            }
+            messages.remove(first_droppable);
+            dropped += 1;
+            // Templates that insist on user/assistant alternation need a user turn first.
+            while messages.len() > first_droppable + 1 && messages[first_droppable].role == "assistant" {
+                messages.remove(first_droppable);
+                dropped += 1;
+            }
+        }
+    }
+
+    /// Run `ids` through the model and return the last position's logits,
+    /// reusing whatever prefix is already in the KV cache.
+    fn prefill(&mut self, ids: &[u32]) -> Result<(Vec<f32>, usize), EngineError> {
+        let common = self.cached.iter().zip(ids).take_while(|(a, b)| a == b).count();
+        // duet's own engine overwrites the cache from any position; candle's
+        // models can only append to it, so they reuse only a full match.
+        let can_truncate = matches!(self.weights, Weights::Fast(_));
+        let reuse = if can_truncate {
+            common.min(ids.len() - 1)
+        } else if common == self.cached.len() && common < ids.len() {
+            common
+        } else {
+            0
+        };
+        self.cached.truncate(reuse);
+        if reuse == 0 {
+            self.cached.clear();
+        }
+        let logits = self.weights.forward(&ids[reuse..], reuse, &self.device)?;
+        self.cached.extend_from_slice(&ids[reuse..]);
+        Ok((logits, reuse))
+    }
+
+    fn step(&mut self, id: u32) -> Result<Vec<f32>, EngineError> {
+        let pos = self.cached.len();
+        let logits = self.weights.forward(&[id], pos, &self.device)?;
+        self.cached.push(id);
+        Ok(logits)
+    }
+
+    /// Teacher-forced logits at every position of `ids` (one step at a time;
+    /// used to check the engine against a reference).
+    pub fn logits_each(&mut self, ids: &[u32]) -> Result<Vec<Vec<f32>>, EngineError> {
+        self.cached.clear();
+        if let Some(all) = self.weights.forward_all(ids, 0) {
+            self.cached.extend_from_slice(ids);
+            let vocab = all.len() / ids.len();
+            return Ok(all.chunks_exact(vocab).map(<[f32]>::to_vec).collect());
+        }
+        let mut out = Vec::with_capacity(ids.len());
+        for (pos, &id) in ids.iter().enumerate() {
+            out.push(self.weights.forward(&[id], pos, &self.device)?);
+            self.cached.push(id);
+        }
+        Ok(out)
+    }
+
+    /// Which implementation runs this model.
+    pub fn backend_name(&self) -> String {
+        self.weights.backend_name()
+    }
+
+    /// Forget the KV cache (the next request starts from scratch).
+    pub fn reset(&mut self) {
+        self.cached.clear();
+    }
+
+    /// Generate an answer. `on_delta` receives text as it is produced and
+    /// returns `false` to stop (the reader went away).
+    pub fn generate(
+        &mut self,
+        req: &GenRequest,
+        cancel: &Cancel,
+        on_delta: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<Completion, EngineError> {
+        let t0 = Instant::now();
+        let (ids, dropped_messages) = self.fit(req)?;
+        let max_new = req.max_tokens.min(self.context_length - ids.len());
+        let mut sampler = Sampler::new(req.sampling.clone());
+        let mut history = ids.clone();
+        let mut stream = TextStream::default();
+        let mut text = String::new();
+        let mut emitted = 0usize;
+        let mut finish = FinishReason::Length;
+        let mut completion_tokens = 0usize;
+
+        if cancel.is_cancelled() {
+            return Ok(self.completion(
+                String::new(),
+                FinishReason::Cancelled,
+                ids.len(),
+                0,
+                0,
+                Timings::default(),
+                dropped_messages,
+            ));
+        }
+        let (mut logits, reused) = self.prefill(&ids)?;
+        let prompt_ms = t0.elapsed().as_secs_f64() * 1e3;
+        let mut ttft_ms = 0.0;
+        let decode_start = Instant::now();
+        let mut stopped_by_reader = false;
+        for i in 0..max_new {
+            if cancel.is_cancelled() {
+                finish = FinishReason::Cancelled;
+                break;
+            }
+            let next = sampler.sample(&mut logits, &history);
+            if i == 0 {
+                ttft_ms = t0.elapsed().as_secs_f64() * 1e3;
+            }
+            if self.tokenizer.stop_ids.contains(&next) {
+                finish = FinishReason::Stop;
+                break;
+            }
+            completion_tokens += 1;
+            history.push(next);
+            text.push_str(&stream.push(self.tokenizer.token_bytes(next)));
+            if let Some(cut) = first_stop(&text, &req.stop) {
+                text.truncate(cut);
+                finish = FinishReason::Stop;
+                break;
+            }
+            let safe = safe_emit_len(&text, &req.stop);
+            if safe > emitted {
+                if !on_delta(&text[emitted..safe]) {
+                    stopped_by_reader = true;
+                    finish = FinishReason::Cancelled;
+                    break;
+                }
+                emitted = safe;
+            }
+            if i + 1 == max_new {
+                break;
+            }
+            logits = self.step(next)?;
+        }
+        if finish != FinishReason::Stop || first_stop(&text, &req.stop).is_none() {
+            text.push_str(&stream.finish());
+            if let Some(cut) = first_stop(&text, &req.stop) {
+                text.truncate(cut);
+            }
+        }
+        if !stopped_by_reader && text.len() > emitted {
+            on_delta(&text[emitted..]);
+        }
+        let decode_ms = decode_start.elapsed().as_secs_f64() * 1e3;
+        let new_prompt = ids.len() - reused;
+        let timings = Timings {
+            load_ms: self.load_ms,
+            ttft_ms,
+            prompt_ms,
+            decode_ms,
+            prompt_tok_per_s: rate(new_prompt, prompt_ms),
+            // The first token came from the prompt pass; the rest each took a step.
+            decode_tok_per_s: rate(completion_tokens.saturating_sub(1), decode_ms),
+        };
+        Ok(self.completion(text, finish, ids.len(), completion_tokens, reused, timings, dropped_messages))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn completion(
+        &self,
+        text: String,
+        finish_reason: FinishReason,
+        prompt_tokens: usize,
+        completion_tokens: usize,
+        cached_tokens: usize,
+        timings: Timings,
+        dropped_messages: usize,
+    ) -> Completion {
+        Completion {
+            text,
+            finish_reason,
+            usage: Usage { prompt_tokens, completion_tokens, cached_tokens },
+            timings,
+            dropped_messages,
+        }
+    }
+}
+
+fn rate(tokens: usize, ms: f64) -> f64 {
+    if ms > 0.0 {
+        tokens as f64 * 1e3 / ms
+    } else {
+        0.0
+    }
+}
+
+/// Byte offset of the earliest stop string in `text`.
+fn first_stop(text: &str, stops: &[String]) -> Option<usize> {
+    stops.iter().filter(|s| !s.is_empty()).filter_map(|s| text.find(s.as_str())).min()
+}
+
+/// How much of `text` can be shown without risking showing the start of a stop string.
+fn safe_emit_len(text: &str, stops: &[String]) -> usize {
+    let mut hold = 0;
+    for s in stops.iter().filter(|s| !s.is_empty()) {
+        for k in (1..s.len()).rev() {
+            if s.is_char_boundary(k) && text.ends_with(&s[..k]) {
+                hold = hold.max(k);
+                break;
+            }
+        }
+    }
+    let mut end = text.len() - hold;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    end
+}
+
+enum Job {
+    Generate { req: GenRequest, cancel: Cancel, reply: mpsc::SyncSender<Event> },
+}
+
+/// A model on its own thread. Cheap to clone; all clones talk to one worker.
+#[derive(Clone)]
+pub struct LocalEngine {
+    jobs: mpsc::Sender<Job>,
+    pub facts: ModelFacts,
+    pub load_ms: f64,
+    pub context_length: usize,
+}
+
+impl LocalEngine {
+    /// Load the model on a new thread; returns once it is ready (or failed).
+    pub fn start(path: &Path, opts: LoadOptions) -> Result<Self, EngineError> {
+        let (jobs_tx, jobs_rx) = mpsc::channel::<Job>();
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let path = path.to_path_buf();
+        std::thread::Builder::new()
+            .name("duet-model".into())
+            .spawn(move || {
+                let mut model = match LocalModel::load(&path, &opts) {
+                    Ok(m) => {
+                        let _ = ready_tx.send(Ok((m.facts.clone(), m.load_ms, m.context_length)));
+                        m
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                while let Ok(job) = jobs_rx.recv() {
+                    match job {
+                        Job::Generate { req, cancel, reply } => {
+                            let mut send = |t: &str| reply.send(Event::Delta(t.to_string())).is_ok();
+                            let event = match model.generate(&req, &cancel, &mut send) {
+                                Ok(c) => Event::Done(c),
+                                Err(e) => Event::Error(e.to_string()),
+                            };
+                            let _ = reply.send(event);
+                        }
+                    }
+                }
+            })
+            .map_err(|_| EngineError::WorkerGone)?;
+        let (facts, load_ms, context_length) = ready_rx.recv().map_err(|_| EngineError::WorkerGone)??;
+        Ok(LocalEngine { jobs: jobs_tx, facts, load_ms, context_length })
+    }
+
+    /// Queue a request; events arrive on the returned channel.
+    pub fn generate(&self, req: GenRequest, cancel: Cancel) -> mpsc::Receiver<Event> {
+        let (tx, rx) = mpsc::sync_channel(256);
+        if self.jobs.send(Job::Generate { req, cancel, reply: tx.clone() }).is_err() {
+            let _ = tx.send(Event::Error(EngineError::WorkerGone.to_string()));
+        }
+        rx
+    }
+
+    /// Generate and wait for the whole answer.
+    pub fn complete(&self, req: GenRequest, cancel: Cancel) -> Result<Completion, String> {
+        let rx = self.generate(req, cancel);
+        for event in rx {
+            match event {
+                Event::Delta(_) => {}
+                Event::Done(c) => return Ok(c),
+                Event::Error(e) => return Err(e),
+            }
+        }
+        Err(EngineError::WorkerGone.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stop_strings_are_held_back_then_cut() {
+        let stops = vec!["</s>".to_string()];
+        assert_eq!(safe_emit_len("hello </", &stops), 6);
+        assert_eq!(first_stop("hello </s> more", &stops), Some(6));
+        assert_eq!(safe_emit_len("héllo", &[]), "héllo".len());
+    }
+}

@@ -1,0 +1,140 @@
+//! Running a GGUF's weights: pick the implementation by `general.architecture`.
+//!
+//! Everything here is a next-token function: feed tokens at a position, get the
+//! logits of the last one. The KV cache lives inside the weights; `pos == 0`
+//! starts a fresh sequence.
+
+use super::gguf::Gguf;
+use super::llama::FastLlama;
+use candle_core::{Device, Tensor};
+use candle_transformers::models::{quantized_gemma3, quantized_llama, quantized_phi3, quantized_qwen2};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("this model's architecture '{0}' is not supported. duet runs: llama (SmolLM2, Llama 3, Mistral-style), qwen2, gemma3 and phi3 GGUF files.")]
+    Unsupported(String),
+    #[error(
+        "the model's weights could not be loaded: {0}. The file may be damaged or use a layout duet does not know."
+    )]
+    Load(String),
+    #[error("the model failed while computing: {0}")]
+    Compute(String),
+}
+
+pub enum Weights {
+    /// duet's own kernels (llama with Q4_0/Q4_1/Q8_0 matrices).
+    Fast(Box<FastLlama>),
+    Llama(quantized_llama::ModelWeights),
+    Qwen2(quantized_qwen2::ModelWeights),
+    Gemma3(quantized_gemma3::ModelWeights),
+    Phi3(quantized_phi3::ModelWeights),
+}
+
+pub const SUPPORTED: &[&str] = &["llama", "qwen2", "gemma3", "phi3"];
+
+impl Weights {
+    pub fn load<R: std::io::Read + std::io::Seek>(
+        g: Gguf,
+        reader: &mut R,
+        device: &Device,
+        ctx: usize,
+        threads: usize,
+    ) -> Result<Self, ModelError> {
+        let arch = g.architecture().map_err(|e| ModelError::Load(e.to_string()))?.to_string();
+        if device.is_cpu() && FastLlama::check(&g).is_ok() {
+            return FastLlama::load(&g, reader, ctx, threads)
+                .map(|m| Weights::Fast(Box::new(m)))
+                .map_err(ModelError::Load);
+        }
+        let content = g.content;
+        let load = |e: candle_core::Error| ModelError::Load(e.to_string());
+        Ok(match arch.as_str() {
+            "llama" => Weights::Llama(quantized_llama::ModelWeights::from_gguf(content, reader, device).map_err(load)?),
+            "qwen2" => Weights::Qwen2(quantized_qwen2::ModelWeights::from_gguf(content, reader, device).map_err(load)?),
+            "gemma3" => {
+                Weights::Gemma3(quantized_gemma3::ModelWeights::from_gguf(content, reader, device).map_err(load)?)
+            }
+            "phi3" => {
+                Weights::Phi3(quantized_phi3::ModelWeights::from_gguf(false, content, reader, device).map_err(load)?)
+            }
+            other => return Err(ModelError::Unsupported(other.to_string())),
+        })
+    }
+
+    /// Logits of the last of `tokens`, which sit at positions `pos..pos+len`.
+    pub fn forward(&mut self, tokens: &[u32], pos: usize, device: &Device) -> Result<Vec<f32>, ModelError> {
+        if let Weights::Fast(m) = self {
+            return Ok(m.forward(tokens, pos, false));
+        }
+        let compute = |e: candle_core::Error| ModelError::Compute(e.to_string());
+        let input = Tensor::new(tokens, device).and_then(|t| t.unsqueeze(0)).map_err(compute)?;
+        let logits = match self {
+            Weights::Fast(_) => unreachable!("handled above"),
+            Weights::Llama(m) => m.forward(&input, pos),
+            Weights::Qwen2(m) => m.forward(&input, pos),
+            Weights::Gemma3(m) => m.forward(&input, pos),
+            Weights::Phi3(m) => m.forward(&input, pos),
+        }
+        .map_err(compute)?;
+        logits
+            .squeeze(0)
+            .and_then(|t| t.to_dtype(candle_core::DType::F32))
+            .and_then(|t| t.to_vec1::<f32>())
+            .map_err(compute)
+    }
+}
+
+impl Weights {
+    /// Logits at every position of `tokens` (row-major), when the backend can
+    /// produce them in one pass; `None` otherwise.
+    pub fn forward_all(&mut self, tokens: &[u32], pos: usize) -> Option<Vec<f32>> {
+        match self {
+            Weights::Fast(m) => Some(m.forward(tokens, pos, true)),
+            _ => None,
+        }
+    }
+
+    /// Which implementation runs the file (shown by `duet bench` and `--verbose`).
+    pub fn backend_name(&self) -> String {
+        match self {
+            Weights::Fast(m) => format!("duet kernels ({}, {} threads)", super::kernels::kernels().name, m.threads()),
+            Weights::Llama(_) | Weights::Qwen2(_) | Weights::Gemma3(_) | Weights::Phi3(_) => "candle".to_string(),
+        }
+    }
+}
+
+/// Physical cores (hyper-threads share one core's arithmetic units, so using
+/// them slows this kind of work down). Falls back to the logical count.
+pub fn physical_cores() -> usize {
+    let logical = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    #[cfg(target_os = "linux")]
+    if let Ok(info) = std::fs::read_to_string("/proc/cpuinfo") {
+        let mut cores = std::collections::HashSet::new();
+        let mut phys = "";
+        for line in info.lines() {
+            if let Some(v) = line.strip_prefix("physical id") {
+                phys = v.trim_start_matches([' ', '\t', ':']);
+            } else if let Some(v) = line.strip_prefix("core id") {
+                cores.insert((phys.to_string(), v.trim_start_matches([' ', '\t', ':']).to_string()));
+            }
+        }
+        if !cores.is_empty() {
+            return cores.len().min(logical);
+        }
+    }
+    logical
+}
+
+/// The device to run on: the first GPU when built with `cuda`/`metal` and one
+/// is present, else the CPU.
+pub fn pick_device() -> Device {
+    #[cfg(feature = "cuda")]
+    if let Ok(d) = Device::new_cuda(0) {
+        return d;
+    }
+    #[cfg(feature = "metal")]
+    if let Ok(d) = Device::new_metal(0) {
+        return d;
+    }
+    Device::Cpu
+}

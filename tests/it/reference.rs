@@ -1,0 +1,60 @@
+//! duet against an exact float32 computation of the same model
+//! (`scripts/reference/reference_forward.py`: the GGUF's weights dequantized by
+//! the `gguf` package, the llama forward pass in numpy), teacher-forced.
+//!
+//! duet quantizes activations to 8 bits inside its matmuls, as llama.cpp does,
+//! so logits differ slightly; the greedy choice must agree wherever the
+//! reference is not a near-tie.
+
+use crate::common::{load_model, read_json};
+
+/// A top-2 gap below this (in logits) is a near-tie: 8-bit activations may flip it.
+const NEAR_TIE: f32 = 0.5;
+/// Largest allowed difference of any of the reference's top-16 logits.
+const LOGIT_TOLERANCE: f32 = 0.75;
+
+#[test]
+fn logits_and_greedy_choices_match_the_f32_reference() {
+    let reference = read_json("reference_smollm2.json").expect("tests/data/reference_smollm2.json is missing");
+    let mut model = load_model();
+    let mut positions = 0;
+    let mut decided = 0;
+    let mut agree_decided = 0;
+    let mut agree_all = 0;
+    let mut worst = 0.0f32;
+    let mut sum_abs = 0.0f64;
+    let mut n_abs = 0usize;
+    for seq in reference["sequences"].as_array().expect("sequences") {
+        let ids: Vec<u32> =
+            seq["ids"].as_array().expect("ids").iter().map(|v| v.as_u64().expect("id") as u32).collect();
+        let logits = model.logits_each(&ids).expect("forward");
+        for (pos, want) in seq["positions"].as_array().expect("positions").iter().enumerate() {
+            let got = &logits[pos];
+            let ref_top = want["argmax"].as_u64().expect("argmax") as u32;
+            let margin = want["margin"].as_f64().expect("margin") as f32;
+            let ours = duet::engine::local::sampler::argmax(got);
+            positions += 1;
+            agree_all += usize::from(ours == ref_top);
+            if margin >= NEAR_TIE {
+                decided += 1;
+                agree_decided += usize::from(ours == ref_top);
+            }
+            for pair in want["top"].as_array().expect("top") {
+                let id = pair[0].as_u64().expect("id") as usize;
+                let v = pair[1].as_f64().expect("logit") as f32;
+                let d = (got[id] - v).abs();
+                worst = worst.max(d);
+                sum_abs += d as f64;
+                n_abs += 1;
+            }
+        }
+    }
+    eprintln!(
+        "reference: {positions} positions, argmax agrees at {agree_all} ({:.1}%), at {agree_decided}/{decided} non-near-tie positions; top-16 logit |diff| mean {:.4}, max {worst:.4}",
+        100.0 * agree_all as f64 / positions as f64,
+        sum_abs / n_abs as f64
+    );
+    assert!(positions >= 200, "the reference should cover a few hundred tokens");
+    assert_eq!(agree_decided, decided, "greedy choice differs from the f32 reference where it is not a near-tie");
+    assert!(worst <= LOGIT_TOLERANCE, "a logit is {worst} away from the f32 reference (tolerance {LOGIT_TOLERANCE})");
+}
