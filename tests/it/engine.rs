@@ -132,7 +132,7 @@ fn a_follow_up_turn_reuses_the_cached_prefix() {
 fn a_chat_too_long_drops_old_turns_and_says_so() {
     let mut model = duet::engine::local::LocalModel::load(
         &crate::common::default_model(),
-        &duet::engine::local::LoadOptions { context_length: 96 },
+        &duet::engine::local::LoadOptions { context_length: 96, threads: 0 },
     )
     .expect("loads");
     let long = "word ".repeat(30);

@@ -43,7 +43,8 @@ fn check_tokenizer(golden: &str, model: PathBuf) {
 fn check_template(golden: &str, model: PathBuf) {
     let Some(g) = read_json(golden) else { panic!("tests/data/{golden} is missing") };
     let (gguf, tok) = tokenizer_of(&model);
-    let src = gguf.string("tokenizer.chat_template").expect("model has a template");
+    let arch = gguf.architecture().expect("arch").to_string();
+    let src = gguf.string("tokenizer.chat_template").unwrap_or(duet::engine::local::template::builtin_for(&arch));
     assert_eq!(src, g["template"].as_str().expect("template"), "golden was made from another template");
     let t = ChatTemplate::new(src, g["bos_token"].as_str().unwrap_or(""), g["eos_token"].as_str().unwrap_or(""))
         .expect("parses");
@@ -95,4 +96,15 @@ fn special_token_strings_in_a_message_stay_text() {
     assert_eq!(count(&injected, im_start), count(&plain, im_start));
     let rendered = model.render_chat(&[Message::new("user", "{{ 7*7 }}")]).expect("renders");
     assert!(rendered.contains("{{ 7*7 }}") && !rendered.contains("49"), "{rendered}");
+}
+
+#[test]
+fn text_smollm2_cannot_represent_is_refused_clearly() {
+    let g = read_json("tokenizer_smollm2.json").expect("golden");
+    let (_, tok) = tokenizer_of(&default_model());
+    for case in g["untokenizable"].as_array().expect("untokenizable cases") {
+        let text = case["text"].as_str().expect("text");
+        let err = tok.encode_text(text).expect_err("must not drop bytes silently").to_string();
+        assert!(err.contains("cannot represent") && err.contains("U+"), "{err}");
+    }
 }

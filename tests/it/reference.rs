@@ -2,16 +2,17 @@
 //! (`scripts/reference/reference_forward.py`: the GGUF's weights dequantized by
 //! the `gguf` package, the llama forward pass in numpy), teacher-forced.
 //!
-//! duet quantizes activations to 8 bits inside its matmuls, as llama.cpp does,
-//! so logits differ slightly; the greedy choice must agree wherever the
-//! reference is not a near-tie.
+//! duet quantizes activations to 16 bits inside its matrix products (llama.cpp
+//! uses 8), so its logits track the reference closely; the greedy choice must
+//! agree wherever the reference is not a near-tie.
 
 use crate::common::{load_model, read_json};
 
-/// A top-2 gap below this (in logits) is a near-tie: 8-bit activations may flip it.
-const NEAR_TIE: f32 = 0.5;
-/// Largest allowed difference of any of the reference's top-16 logits.
-const LOGIT_TOLERANCE: f32 = 0.75;
+/// A top-2 gap below this (in logits) is a near-tie that rounding may flip.
+/// (Measured: with 16-bit activations every position agreed, the smallest gap being 0.013.)
+const NEAR_TIE: f32 = 0.02;
+/// Largest allowed difference of any of the reference's top-16 logits (measured max: 0.009).
+const LOGIT_TOLERANCE: f32 = 0.03;
 
 #[test]
 fn logits_and_greedy_choices_match_the_f32_reference() {

@@ -78,7 +78,10 @@ impl LocalModel {
         let facts = g.summary();
         let tokenizer = Tokenizer::from_gguf(&g)?;
         let token_text = |id: Option<u32>| id.map(|i| tokenizer.piece(i).to_string()).unwrap_or_default();
-        let template_src = g.string("tokenizer.chat_template").unwrap_or(template::FALLBACK_TEMPLATE).to_string();
+        let template_src = match g.string("tokenizer.chat_template") {
+            Some(t) => t.to_string(),
+            None => template::builtin_for(&arch).to_string(),
+        };
         let template = ChatTemplate::new(&template_src, &token_text(tokenizer.bos_id), &token_text(tokenizer.eos_id))?;
         let device = model::pick_device();
         let context_length = opts.context_length.min(facts.context_length as usize).max(16);

@@ -44,6 +44,17 @@ pub struct ChatTemplate {
 /// Used when a GGUF has no template: ChatML, which most small instruct models know.
 pub const FALLBACK_TEMPLATE: &str = "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
 
+/// Google's published Gemma 3 template, for Gemma GGUFs that do not carry one.
+pub const GEMMA3_TEMPLATE: &str = include_str!("../../../assets/templates/gemma3.jinja");
+
+/// The template to use when a GGUF has none: the family's published one, else ChatML.
+pub fn builtin_for(architecture: &str) -> &'static str {
+    match architecture {
+        "gemma3" | "gemma2" | "gemma" => GEMMA3_TEMPLATE,
+        _ => FALLBACK_TEMPLATE,
+    }
+}
+
 impl ChatTemplate {
     pub fn new(source: &str, bos_token: &str, eos_token: &str) -> Result<Self, TemplateError> {
         let mut env = Environment::new();
@@ -189,18 +200,17 @@ fn tojson(value: Value, kwargs: minijinja::value::Kwargs) -> Result<Value, Jinja
     let _ = kwargs.get::<Option<bool>>("ensure_ascii")?;
     let _ = kwargs.get::<Option<bool>>("sort_keys")?;
     kwargs.assert_all_used()?;
-    let json = serde_json::to_value(&value).map_err(|e| JinjaError::new(ErrorKind::InvalidOperation, e.to_string()))?;
     let mut out = Vec::new();
     let result = match indent {
         Some(n) => {
             let pad = vec![b' '; n];
             let fmt = serde_json::ser::PrettyFormatter::with_indent(&pad);
             let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);
-            json.serialize(&mut ser)
+            value.serialize(&mut ser)
         }
         None => {
             let mut ser = serde_json::Serializer::with_formatter(&mut out, PythonFormatter);
-            json.serialize(&mut ser)
+            value.serialize(&mut ser)
         }
     };
     result.map_err(|e| JinjaError::new(ErrorKind::InvalidOperation, e.to_string()))?;

@@ -257,9 +257,30 @@ impl Tokenizer {
             return Ok(());
         }
         let enc = self.inner.encode_fast(plain.as_str(), false).map_err(|e| TokenizerError::Encode(e.to_string()))?;
+        // A byte-level vocabulary without some bytes drops them silently; say so instead.
+        if self.kind == Kind::Gpt2 {
+            let covered: usize = enc.get_ids().iter().map(|&id| self.token_bytes(id).len()).sum();
+            if covered != plain.len() {
+                let bad: Vec<String> = plain
+                    .chars()
+                    .filter(|c| {
+                        let mut buf = [0u8; 4];
+                        self.encode_text_raw(c.encode_utf8(&mut buf)).map_or(true, |n| n != c.len_utf8())
+                    })
+                    .map(|c| format!("U+{:04X}", c as u32))
+                    .collect();
+                return Err(TokenizerError::Encode(format!("{}; remove or replace them", bad.join(", "))));
+            }
+        }
         ids.extend_from_slice(enc.get_ids());
         plain.clear();
         Ok(())
+    }
+
+    /// Bytes covered by encoding `text` (for finding characters a vocabulary lacks).
+    fn encode_text_raw(&self, text: &str) -> Option<usize> {
+        let enc = self.inner.encode_fast(text, false).ok()?;
+        Some(enc.get_ids().iter().map(|&id| self.token_bytes(id).len()).sum())
     }
 
     /// Where the first special-token string in `text` is: (byte offset, length).
