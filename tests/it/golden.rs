@@ -108,3 +108,23 @@ fn text_smollm2_cannot_represent_is_refused_clearly() {
         assert!(err.contains("cannot represent") && err.contains("U+"), "{err}");
     }
 }
+
+/// The second architecture runs end to end (through candle's gemma3 code),
+/// deterministically, on the prompt ids the golden tokenizer gives.
+#[test]
+fn gemma3_generates_deterministically() {
+    use duet::engine::local::{LoadOptions, LocalModel};
+    use duet::engine::{Cancel, GenRequest};
+    let mut model =
+        LocalModel::load(&gemma_model(), &LoadOptions { context_length: 256, threads: 0 }).expect("gemma3 loads");
+    assert_eq!(model.facts.architecture, "gemma3");
+    let req = GenRequest { max_tokens: 12, ..GenRequest::new(vec![Message::new("user", "Name a fruit.")]) };
+    let a = model.generate(&req, &Cancel::new(), &mut |_| true).expect("generates");
+    model.reset();
+    let b = model.generate(&req, &Cancel::new(), &mut |_| true).expect("generates");
+    assert!(a.usage.completion_tokens > 0 && !a.text.trim().is_empty(), "{a:?}");
+    assert_eq!(a.text, b.text);
+    // <bos><start_of_turn>user\nName a fruit.<end_of_turn>\n<start_of_turn>model\n, one BOS only.
+    let ids = model.encode_chat(&[Message::new("user", "Name a fruit.")]).expect("encodes");
+    assert_eq!(ids.iter().filter(|&&i| Some(i) == model.tokenizer.bos_id).count(), 1, "{ids:?}");
+}

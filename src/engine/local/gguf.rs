@@ -110,7 +110,7 @@ impl Gguf {
         let n_embd = self.arch_u32("embedding_length").unwrap_or(0);
         let n_head = self.arch_u32("attention.head_count").unwrap_or(0);
         let n_kv_head = self.arch_u32("attention.head_count_kv").unwrap_or(n_head);
-        let head_dim = self.arch_u32("attention.key_length").unwrap_or(if n_head > 0 { n_embd / n_head } else { 0 });
+        let head_dim = self.arch_u32("attention.key_length").unwrap_or(n_embd.checked_div(n_head).unwrap_or(0));
         ModelFacts {
             name: self.string("general.name").unwrap_or("").to_string(),
             architecture: arch,

@@ -265,7 +265,7 @@ impl Tokenizer {
                     .chars()
                     .filter(|c| {
                         let mut buf = [0u8; 4];
-                        self.encode_text_raw(c.encode_utf8(&mut buf)).map_or(true, |n| n != c.len_utf8())
+                        self.encode_text_raw(c.encode_utf8(&mut buf)).is_none_or(|n| n != c.len_utf8())
                     })
                     .map(|c| format!("U+{:04X}", c as u32))
                     .collect();

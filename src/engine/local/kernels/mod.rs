@@ -152,12 +152,15 @@ impl QActs {
     }
 }
 
+/// Quantize rows of activations: (values, scales, scaled sums, quants).
+pub type QuantizeFn = fn(&[f32], &mut [f32], &mut [f32], &mut [i16]);
+
 /// The kernels chosen for this CPU.
 pub struct Kernels {
     pub name: &'static str,
     /// out[r] = Σ_cols W[r]·x for rows `r0..r0+out.len()` and activation row `t`.
     pub dot_rows: fn(w: &QMatrix, r0: usize, a: &QActs, t: usize, out: &mut [f32]),
-    pub quantize: fn(x: &[f32], d: &mut [f32], s: &mut [f32], qs: &mut [i16]),
+    pub quantize: QuantizeFn,
 }
 
 /// Picked once, at first use, from what this CPU reports (not from build flags).
