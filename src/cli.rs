@@ -433,8 +433,8 @@ fn models(store: &Store, catalog: &Catalog, cmd: ModelsCommand) -> Result<()> {
             let mut out = std::io::stdout().lock();
             writeln!(
                 out,
-                "{:<16} {:<38} {:>6} {:<7} {:>9} {:>9}  {}",
-                "ID", "NAME", "PARAMS", "QUANT", "SIZE", "RAM", "STATE"
+                "{:<16} {:<38} {:>6} {:<7} {:>9} {:>9}  STATE",
+                "ID", "NAME", "PARAMS", "QUANT", "SIZE", "RAM"
             )?;
             for m in &catalog.models {
                 let state = store.model_state(m);
