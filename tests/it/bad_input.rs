@@ -69,6 +69,7 @@ fn an_empty_prompt_is_refused() {
 
 #[test]
 fn a_prompt_longer_than_the_context_is_refused() {
+    default_model(); // fetched by this process first, not by the child
     let long = "tell me more ".repeat(40);
     expect_error(&["ask", &long, "--context", "64"], &[], &["reads at most 64"]);
 }

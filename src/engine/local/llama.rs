@@ -315,10 +315,18 @@ fn matmul(pool: &Pool, w: &QMatrix, a: &QActs, out: &mut Vec<f32>) {
         if r.is_empty() {
             return;
         }
-        for ti in 0..t {
+        let mut t0 = 0;
+        while t0 < t {
+            let nt = (t - t0).min(4);
             // SAFETY: thread i writes only its own rows of each token's output.
-            let o = unsafe { shared.slice(ti * rows + r.start..ti * rows + r.end) };
-            (k.dot_rows)(w, r.start, a, ti, o);
+            let mut outs: Vec<&mut [f32]> =
+                (t0..t0 + nt).map(|ti| unsafe { shared.slice(ti * rows + r.start..ti * rows + r.end) }).collect();
+            if nt == 1 {
+                (k.dot_rows)(w, r.start, a, t0, outs[0]);
+            } else {
+                (k.dot_rows_n)(w, r.start, a, t0, &mut outs);
+            }
+            t0 += nt;
         }
     });
 }
@@ -360,6 +368,7 @@ fn attention(
     let scale = 1.0 / (hd as f32).sqrt();
     let tasks = t * c.n_head;
     let out_shared = SharedMut::new(out);
+    let k = kernels();
     let scores_shared = SharedMut::new(scores);
     pool.run(|i, n| {
         // SAFETY: each thread uses its own score row and its own (token, head) outputs.
@@ -372,7 +381,7 @@ fn attention(
             let mut max = f32::NEG_INFINITY;
             for (j, s) in sc[..len].iter_mut().enumerate() {
                 let kj = &k_cache[j * kv_dim + kvh * hd..j * kv_dim + (kvh + 1) * hd];
-                *s = dot(qh, kj) * scale;
+                *s = (k.dot_f32)(qh, kj) * scale;
                 max = max.max(*s);
             }
             let mut sum = 0f32;
@@ -385,24 +394,8 @@ fn attention(
             o.fill(0.0);
             for (j, s) in sc[..len].iter().enumerate() {
                 let vj = &v_cache[j * kv_dim + kvh * hd..j * kv_dim + (kvh + 1) * hd];
-                let p = s * inv;
-                for (o, v) in o.iter_mut().zip(vj) {
-                    *o += p * v;
-                }
+                (k.axpy)(s * inv, vj, o);
             }
         }
     });
-}
-
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    // Eight partial sums so the compiler keeps them in vector registers.
-    let mut acc = [0f32; 8];
-    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ac.remainder().iter().zip(bc.remainder()).map(|(x, y)| x * y).sum();
-    for (x, y) in ac.zip(bc) {
-        for k in 0..8 {
-            acc[k] += x[k] * y[k];
-        }
-    }
-    acc.iter().sum::<f32>() + tail
 }

@@ -194,6 +194,20 @@ impl LocalModel {
         Ok(out)
     }
 
+    /// Feed `ids` at positions `pos..` and return the last logits (benchmarks;
+    /// the cache is assumed to hold exactly `pos` tokens).
+    pub fn forward_raw(&mut self, ids: &[u32], pos: usize) -> Result<Vec<f32>, EngineError> {
+        self.cached.truncate(pos);
+        let logits = self.weights.forward(ids, pos, &self.device)?;
+        self.cached.extend_from_slice(ids);
+        Ok(logits)
+    }
+
+    /// Threads doing the math (duet's kernels) or candle's default.
+    pub fn threads(&self) -> usize {
+        self.weights.threads()
+    }
+
     /// Which implementation runs this model.
     pub fn backend_name(&self) -> String {
         self.weights.backend_name()

@@ -94,6 +94,13 @@ impl Weights {
         }
     }
 
+    pub fn threads(&self) -> usize {
+        match self {
+            Weights::Fast(m) => m.threads(),
+            _ => candle_core::utils::get_num_threads(),
+        }
+    }
+
     /// Which implementation runs the file (shown by `duet bench` and `--verbose`).
     pub fn backend_name(&self) -> String {
         match self {

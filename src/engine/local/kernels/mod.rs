@@ -161,6 +161,12 @@ pub struct Kernels {
     /// out[r] = Σ_cols W[r]·x for rows `r0..r0+out.len()` and activation row `t`.
     pub dot_rows: fn(w: &QMatrix, r0: usize, a: &QActs, t: usize, out: &mut [f32]),
     pub quantize: QuantizeFn,
+    /// Like `dot_rows` for up to four activation rows `t0..t0+outs.len()` at
+    /// once, unpacking each weight block once (prompt processing).
+    pub dot_rows_n: fn(w: &QMatrix, r0: usize, a: &QActs, t0: usize, outs: &mut [&mut [f32]]),
+    pub dot_f32: fn(a: &[f32], b: &[f32]) -> f32,
+    /// y += alpha · x
+    pub axpy: fn(alpha: f32, x: &[f32], y: &mut [f32]),
 }
 
 /// Picked once, at first use, from what this CPU reports (not from build flags).
@@ -229,6 +235,35 @@ mod tests {
             }
         }
         raw
+    }
+
+    #[test]
+    fn multi_token_products_equal_single_ones() {
+        let (rows, cols, t) = (5, 320, 7);
+        let x = random(t * cols, 5);
+        let mut a = QActs::default();
+        a.quantize(&x, t, cols);
+        let w = QMatrix::from_ggml(3, rows, cols, &q4_1_raw(rows, cols)).expect("q4_1");
+        let k = kernels();
+        for t0 in [0, 3] {
+            let nt = (t - t0).min(4);
+            let mut bufs = vec![vec![0f32; rows - 1]; nt];
+            let mut outs: Vec<&mut [f32]> = bufs.iter_mut().map(|b| b.as_mut_slice()).collect();
+            (k.dot_rows_n)(&w, 1, &a, t0, &mut outs);
+            for (i, b) in bufs.iter().enumerate() {
+                let mut one = vec![0f32; rows - 1];
+                (k.dot_rows)(&w, 1, &a, t0 + i, &mut one);
+                for (p, q) in b.iter().zip(&one) {
+                    assert!((p - q).abs() <= 1e-4 * q.abs().max(1.0), "{p} vs {q}");
+                }
+            }
+        }
+        let (u, v) = (random(67, 1), random(67, 2));
+        let want: f32 = u.iter().zip(&v).map(|(a, b)| a * b).sum();
+        assert!(((k.dot_f32)(&u, &v) - want).abs() < 1e-4);
+        let mut y = v.clone();
+        (k.axpy)(0.5, &u, &mut y);
+        assert!(y.iter().zip(u.iter().zip(&v)).all(|(y, (u, v))| (y - (v + 0.5 * u)).abs() < 1e-6));
     }
 
     /// Both kernel sets give the same products as a plain dequantized dot.

@@ -3,7 +3,32 @@
 use super::{Kernels, QActs, QKind, QMatrix, ACT_MAX, QK};
 use half::f16;
 
-pub const KERNELS: Kernels = Kernels { name: "scalar", dot_rows, quantize };
+pub const KERNELS: Kernels = Kernels { name: "scalar", dot_rows, quantize, dot_rows_n, dot_f32, axpy };
+
+pub fn dot_rows_n(w: &QMatrix, r0: usize, a: &QActs, t0: usize, outs: &mut [&mut [f32]]) {
+    for (i, out) in outs.iter_mut().enumerate() {
+        dot_rows(w, r0, a, t0 + i, out);
+    }
+}
+
+pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+    // Eight partial sums so the compiler can keep them in vector registers.
+    let mut acc = [0f32; 8];
+    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ac.remainder().iter().zip(bc.remainder()).map(|(x, y)| x * y).sum();
+    for (x, y) in ac.zip(bc) {
+        for k in 0..8 {
+            acc[k] += x[k] * y[k];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+pub fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
+    for (y, x) in y.iter_mut().zip(x) {
+        *y += alpha * x;
+    }
+}
 
 pub fn quantize(x: &[f32], d: &mut [f32], s: &mut [f32], qs: &mut [i16]) {
     for (b, block) in x.chunks_exact(QK).enumerate() {
@@ -21,7 +46,7 @@ pub fn quantize(x: &[f32], d: &mut [f32], s: &mut [f32], qs: &mut [i16]) {
     }
 }
 
-fn dot_rows(w: &QMatrix, r0: usize, a: &QActs, t: usize, out: &mut [f32]) {
+pub fn dot_rows(w: &QMatrix, r0: usize, a: &QActs, t: usize, out: &mut [f32]) {
     let nb = w.nb;
     let ad = &a.d[t * nb..(t + 1) * nb];
     let aq = &a.qs[t * nb * QK..(t + 1) * nb * QK];

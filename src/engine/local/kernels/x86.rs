@@ -10,7 +10,156 @@
 use super::{Kernels, QActs, QKind, QMatrix, ACT_MAX, QK};
 use std::arch::x86_64::*;
 
-pub const KERNELS: Kernels = Kernels { name: "avx2", dot_rows, quantize };
+pub const KERNELS: Kernels = Kernels { name: "avx2", dot_rows, quantize, dot_rows_n, dot_f32, axpy };
+
+fn dot_rows_n(w: &QMatrix, r0: usize, a: &QActs, t0: usize, outs: &mut [&mut [f32]]) {
+    let n = outs.first().map_or(0, |o| o.len());
+    if outs.len() != 4 {
+        for (k, out) in outs.iter_mut().enumerate() {
+            dot_rows(w, r0, a, t0 + k, out);
+        }
+        return;
+    }
+    assert!(r0 + n <= w.rows && t0 + 4 <= a.t && a.nb == w.nb && outs.iter().all(|o| o.len() == n), "dot_rows_n: shapes do not match");
+    // SAFETY: checked above; `supported()` gates this table.
+    unsafe {
+        match w.kind {
+            QKind::Q4_1 => dot4_q4_1(w, r0, a, t0, outs),
+            QKind::Q8_0 => dot4_q8_0(w, r0, a, t0, outs),
+        }
+    }
+}
+
+fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    // SAFETY: reads stay below n in both slices.
+    unsafe { dot_f32_avx2(a.as_ptr(), b.as_ptr(), n) }
+}
+
+fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
+    let n = x.len().min(y.len());
+    // SAFETY: as above.
+    unsafe { axpy_avx2(alpha, x.as_ptr(), y.as_mut_ptr(), n) }
+}
+
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot_f32_avx2(a: *const f32, b: *const f32, n: usize) -> f32 {
+    let mut acc0 = _mm256_setzero_ps();
+    let mut acc1 = _mm256_setzero_ps();
+    let mut i = 0;
+    while i + 16 <= n {
+        acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a.add(i)), _mm256_loadu_ps(b.add(i)), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a.add(i + 8)), _mm256_loadu_ps(b.add(i + 8)), acc1);
+        i += 16;
+    }
+    let mut s = hsum(_mm256_add_ps(acc0, acc1));
+    while i < n {
+        s += *a.add(i) * *b.add(i);
+        i += 1;
+    }
+    s
+}
+
+#[target_feature(enable = "avx2,fma")]
+unsafe fn axpy_avx2(alpha: f32, x: *const f32, y: *mut f32, n: usize) {
+    let av = _mm256_set1_ps(alpha);
+    let mut i = 0;
+    while i + 8 <= n {
+        _mm256_storeu_ps(y.add(i), _mm256_fmadd_ps(av, _mm256_loadu_ps(x.add(i)), _mm256_loadu_ps(y.add(i))));
+        i += 8;
+    }
+    while i < n {
+        *y.add(i) += alpha * *x.add(i);
+        i += 1;
+    }
+}
+
+/// Four activation rows against each weight row: the weight block is
+/// unpacked once and used four times.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot4_q4_1(w: &QMatrix, r0: usize, a: &QActs, t0: usize, outs: &mut [&mut [f32]]) {
+    let nb = w.nb;
+    let ad: [*const f32; 4] = std::array::from_fn(|k| a.d.as_ptr().add((t0 + k) * nb));
+    let as_: [*const f32; 4] = std::array::from_fn(|k| a.s.as_ptr().add((t0 + k) * nb));
+    let aq: [*const i16; 4] = std::array::from_fn(|k| a.qs.as_ptr().add((t0 + k) * nb * QK));
+    let mask = _mm_set1_epi8(0x0F);
+    let mut scales = [[0f32; 8]; 4];
+    let n = outs[0].len();
+    for i in 0..n {
+        let r = r0 + i;
+        let wd = w.d.as_ptr().add(r * nb);
+        let wm = w.m.as_ptr().add(r * nb);
+        let wq = w.qs.as_ptr().add(r * nb * 16);
+        let mut acc = [_mm256_setzero_ps(); 4];
+        let mut accm = [_mm256_setzero_ps(); 4];
+        let mut b = 0;
+        while b < nb {
+            let len = (nb - b).min(8);
+            if len == 8 {
+                let d8 = f16x8(wd.add(b));
+                let m8 = f16x8(wm.add(b));
+                for k in 0..4 {
+                    accm[k] = _mm256_fmadd_ps(m8, _mm256_loadu_ps(as_[k].add(b)), accm[k]);
+                    _mm256_storeu_ps(scales[k].as_mut_ptr(), _mm256_mul_ps(d8, _mm256_loadu_ps(ad[k].add(b))));
+                }
+            } else {
+                for j in 0..len {
+                    let (dw, mw) = (f16x1(*wd.add(b + j)), f16x1(*wm.add(b + j)));
+                    for k in 0..4 {
+                        scales[k][j] = dw * *ad[k].add(b + j);
+                        // Fold the minimum term into lane 0 of the accumulator.
+                        accm[k] = _mm256_add_ps(accm[k], _mm256_setr_ps(mw * *as_[k].add(b + j), 0., 0., 0., 0., 0., 0., 0.));
+                    }
+                }
+            }
+            for j in 0..len {
+                let q = _mm_loadu_si128(wq.add((b + j) * 16) as *const __m128i);
+                let lo = _mm256_cvtepu8_epi16(_mm_and_si128(q, mask));
+                let hi = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(q, 4), mask));
+                for k in 0..4 {
+                    let x = aq[k].add((b + j) * QK);
+                    let x0 = _mm256_loadu_si256(x as *const __m256i);
+                    let x1 = _mm256_loadu_si256(x.add(16) as *const __m256i);
+                    let p = _mm256_add_epi32(_mm256_madd_epi16(lo, x0), _mm256_madd_epi16(hi, x1));
+                    acc[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(scales[k][j]), acc[k]);
+                }
+            }
+            b += len;
+        }
+        for k in 0..4 {
+            outs[k][i] = hsum(acc[k]) + hsum(accm[k]);
+        }
+    }
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot4_q8_0(w: &QMatrix, r0: usize, a: &QActs, t0: usize, outs: &mut [&mut [f32]]) {
+    let nb = w.nb;
+    let ad: [*const f32; 4] = std::array::from_fn(|k| a.d.as_ptr().add((t0 + k) * nb));
+    let aq: [*const i16; 4] = std::array::from_fn(|k| a.qs.as_ptr().add((t0 + k) * nb * QK));
+    let n = outs[0].len();
+    for i in 0..n {
+        let r = r0 + i;
+        let wd = w.d.as_ptr().add(r * nb);
+        let wq = w.qs.as_ptr().add(r * nb * 32);
+        let mut acc = [_mm256_setzero_ps(); 4];
+        for b in 0..nb {
+            let dw = f16x1(*wd.add(b));
+            let w0 = _mm256_cvtepi8_epi16(_mm_loadu_si128(wq.add(b * 32) as *const __m128i));
+            let w1 = _mm256_cvtepi8_epi16(_mm_loadu_si128(wq.add(b * 32 + 16) as *const __m128i));
+            for k in 0..4 {
+                let x = aq[k].add(b * QK);
+                let x0 = _mm256_loadu_si256(x as *const __m256i);
+                let x1 = _mm256_loadu_si256(x.add(16) as *const __m256i);
+                let p = _mm256_add_epi32(_mm256_madd_epi16(w0, x0), _mm256_madd_epi16(w1, x1));
+                acc[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw * *ad[k].add(b)), acc[k]);
+            }
+        }
+        for k in 0..4 {
+            outs[k][i] = hsum(acc[k]);
+        }
+    }
+}
 
 pub fn supported() -> bool {
     is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c")

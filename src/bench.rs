@@ -1,0 +1,191 @@
+//! `duet bench`: speed and memory, measured the way llama-bench measures them.
+//!
+//! Prompt processing (`ppN`: one batch of N tokens from an empty cache) and
+//! text generation (`tgN`: N tokens one at a time) are separate tests, each
+//! repeated, reported as mean ± standard deviation in tokens per second. Also:
+//! load time, time to first token of a short chat prompt, and peak memory. The
+//! report names the CPU, its SIMD features and the thread count, so numbers
+//! from two machines are never confused. Timed tests do not belong in
+//! `cargo test`; this is where speed is measured.
+
+use crate::engine::local::{kernels, LoadOptions, LocalModel};
+use crate::engine::{Cancel, GenRequest, Message};
+use serde::Serialize;
+use std::path::Path;
+use std::time::Instant;
+
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    pub threads: usize,
+    pub prompt_tokens: usize,
+    pub gen_tokens: usize,
+    pub repetitions: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TestResult {
+    pub name: String,
+    pub tokens: usize,
+    pub tokens_per_s_mean: f64,
+    pub tokens_per_s_std: f64,
+    pub samples: Vec<f64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BenchReport {
+    pub model: String,
+    pub model_size_bytes: u64,
+    pub architecture: String,
+    pub backend: String,
+    pub cpu: String,
+    pub cpu_features: Vec<&'static str>,
+    pub threads: usize,
+    pub load_ms: f64,
+    pub ttft_ms: f64,
+    pub ttft_prompt_tokens: usize,
+    pub peak_rss_bytes: u64,
+    pub tests: Vec<TestResult>,
+}
+
+fn mean_std(xs: &[f64]) -> (f64, f64) {
+    let n = xs.len() as f64;
+    let mean = xs.iter().sum::<f64>() / n;
+    let var = if xs.len() > 1 { xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
+    (mean, var.sqrt())
+}
+
+/// Token ids spread over the vocabulary (deterministic; llama-bench uses random ids too).
+fn bench_ids(n: usize, vocab: usize) -> Vec<u32> {
+    let mut s = 0x2545_F491u32;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            100 + s % (vocab as u32 - 200)
+        })
+        .collect()
+}
+
+pub fn run(path: &Path, opts: &BenchOptions, progress: &mut dyn FnMut(&str)) -> Result<BenchReport, String> {
+    let context = (opts.prompt_tokens + opts.gen_tokens + 64).max(512);
+    let start = Instant::now();
+    let mut model = LocalModel::load(path, &LoadOptions { context_length: context, threads: opts.threads })
+        .map_err(|e| e.to_string())?;
+    let load_ms = start.elapsed().as_secs_f64() * 1e3;
+    if model.context_length < opts.prompt_tokens + opts.gen_tokens {
+        return Err(format!(
+            "this model reads at most {} tokens; lower -p or -n",
+            model.context_length
+        ));
+    }
+    let vocab = model.tokenizer.vocab_size();
+    let mut tests = Vec::new();
+
+    // One untimed warm-up pass, as llama-bench does.
+    model.reset();
+    model.forward_raw(&bench_ids(16, vocab), 0).map_err(|e| e.to_string())?;
+
+    if opts.prompt_tokens > 0 {
+        let ids = bench_ids(opts.prompt_tokens, vocab);
+        let mut samples = Vec::new();
+        for r in 0..opts.repetitions {
+            progress(&format!("pp{} run {}/{}", opts.prompt_tokens, r + 1, opts.repetitions));
+            model.reset();
+            let t = Instant::now();
+            model.forward_raw(&ids, 0).map_err(|e| e.to_string())?;
+            samples.push(opts.prompt_tokens as f64 / t.elapsed().as_secs_f64());
+        }
+        let (m, s) = mean_std(&samples);
+        tests.push(TestResult { name: format!("pp{}", opts.prompt_tokens), tokens: opts.prompt_tokens, tokens_per_s_mean: m, tokens_per_s_std: s, samples });
+    }
+    if opts.gen_tokens > 0 {
+        let ids = bench_ids(opts.gen_tokens, vocab);
+        let mut samples = Vec::new();
+        for r in 0..opts.repetitions {
+            progress(&format!("tg{} run {}/{}", opts.gen_tokens, r + 1, opts.repetitions));
+            model.reset();
+            let t = Instant::now();
+            for (pos, &id) in ids.iter().enumerate() {
+                model.forward_raw(&[id], pos).map_err(|e| e.to_string())?;
+            }
+            samples.push(opts.gen_tokens as f64 / t.elapsed().as_secs_f64());
+        }
+        let (m, s) = mean_std(&samples);
+        tests.push(TestResult { name: format!("tg{}", opts.gen_tokens), tokens: opts.gen_tokens, tokens_per_s_mean: m, tokens_per_s_std: s, samples });
+    }
+
+    // Time to first token of a short chat prompt, from request to sampled token.
+    progress("time to first token");
+    let req = GenRequest { max_tokens: 1, ..GenRequest::new(vec![Message::new("user", "What is the capital of France?")]) };
+    let mut ttfts = Vec::new();
+    let mut ttft_prompt_tokens = 0;
+    for _ in 0..opts.repetitions.max(1) {
+        model.reset();
+        let c = model.generate(&req, &Cancel::new(), &mut |_| true).map_err(|e| e.to_string())?;
+        ttfts.push(c.timings.ttft_ms);
+        ttft_prompt_tokens = c.usage.prompt_tokens;
+    }
+    let (ttft_ms, _) = mean_std(&ttfts);
+
+    Ok(BenchReport {
+        model: path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        model_size_bytes: model.facts.file_size_bytes,
+        architecture: model.facts.architecture.clone(),
+        backend: model.backend_name(),
+        cpu: cpu_name(),
+        cpu_features: kernels::cpu_features(),
+        threads: model.threads(),
+        load_ms,
+        ttft_ms,
+        ttft_prompt_tokens,
+        peak_rss_bytes: peak_rss_bytes(),
+        tests,
+    })
+}
+
+pub fn cpu_name() -> String {
+    #[cfg(target_os = "linux")]
+    if let Ok(info) = std::fs::read_to_string("/proc/cpuinfo") {
+        if let Some(name) = info.lines().find_map(|l| l.strip_prefix("model name")) {
+            return name.trim_start_matches([' ', '\t', ':']).trim().to_string();
+        }
+    }
+    std::env::consts::ARCH.to_string()
+}
+
+/// The most resident memory this process has used (Linux: VmHWM).
+pub fn peak_rss_bytes() -> u64 {
+    #[cfg(target_os = "linux")]
+    if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
+        if let Some(kb) = status.lines().find_map(|l| l.strip_prefix("VmHWM:")) {
+            return kb.trim().trim_end_matches("kB").trim().parse::<u64>().unwrap_or(0) * 1024;
+        }
+    }
+    0
+}
+
+/// The human-readable report, shaped like llama-bench's table.
+pub fn render(r: &BenchReport) -> String {
+    let mut s = String::new();
+    s.push_str(&format!("cpu: {} ({}), threads: {}\n", r.cpu, r.cpu_features.join(" "), r.threads));
+    s.push_str(&format!(
+        "model: {} ({}, {:.1} MB), backend: {}\n\n",
+        r.model,
+        r.architecture,
+        r.model_size_bytes as f64 / 1e6,
+        r.backend
+    ));
+    s.push_str("| test   |              t/s |\n|--------|-----------------:|\n");
+    for t in &r.tests {
+        s.push_str(&format!("| {:<6} | {:>8.2} ± {:>5.2} |\n", t.name, t.tokens_per_s_mean, t.tokens_per_s_std));
+    }
+    s.push_str(&format!(
+        "\nload: {:.0} ms · time to first token ({} prompt tokens): {:.1} ms · peak RSS: {:.1} MB\n",
+        r.load_ms,
+        r.ttft_prompt_tokens,
+        r.ttft_ms,
+        r.peak_rss_bytes as f64 / 1e6
+    ));
+    s
+}
