@@ -74,10 +74,7 @@ pub fn run(path: &Path, opts: &BenchOptions, progress: &mut dyn FnMut(&str)) -> 
         .map_err(|e| e.to_string())?;
     let load_ms = start.elapsed().as_secs_f64() * 1e3;
     if model.context_length < opts.prompt_tokens + opts.gen_tokens {
-        return Err(format!(
-            "this model reads at most {} tokens; lower -p or -n",
-            model.context_length
-        ));
+        return Err(format!("this model reads at most {} tokens; lower -p or -n", model.context_length));
     }
     let vocab = model.tokenizer.vocab_size();
     let mut tests = Vec::new();
@@ -97,7 +94,13 @@ pub fn run(path: &Path, opts: &BenchOptions, progress: &mut dyn FnMut(&str)) -> 
             samples.push(opts.prompt_tokens as f64 / t.elapsed().as_secs_f64());
         }
         let (m, s) = mean_std(&samples);
-        tests.push(TestResult { name: format!("pp{}", opts.prompt_tokens), tokens: opts.prompt_tokens, tokens_per_s_mean: m, tokens_per_s_std: s, samples });
+        tests.push(TestResult {
+            name: format!("pp{}", opts.prompt_tokens),
+            tokens: opts.prompt_tokens,
+            tokens_per_s_mean: m,
+            tokens_per_s_std: s,
+            samples,
+        });
     }
     if opts.gen_tokens > 0 {
         let ids = bench_ids(opts.gen_tokens, vocab);
@@ -112,12 +115,19 @@ pub fn run(path: &Path, opts: &BenchOptions, progress: &mut dyn FnMut(&str)) -> 
             samples.push(opts.gen_tokens as f64 / t.elapsed().as_secs_f64());
         }
         let (m, s) = mean_std(&samples);
-        tests.push(TestResult { name: format!("tg{}", opts.gen_tokens), tokens: opts.gen_tokens, tokens_per_s_mean: m, tokens_per_s_std: s, samples });
+        tests.push(TestResult {
+            name: format!("tg{}", opts.gen_tokens),
+            tokens: opts.gen_tokens,
+            tokens_per_s_mean: m,
+            tokens_per_s_std: s,
+            samples,
+        });
     }
 
     // Time to first token of a short chat prompt, from request to sampled token.
     progress("time to first token");
-    let req = GenRequest { max_tokens: 1, ..GenRequest::new(vec![Message::new("user", "What is the capital of France?")]) };
+    let req =
+        GenRequest { max_tokens: 1, ..GenRequest::new(vec![Message::new("user", "What is the capital of France?")]) };
     let mut ttfts = Vec::new();
     let mut ttft_prompt_tokens = 0;
     for _ in 0..opts.repetitions.max(1) {

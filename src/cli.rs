@@ -443,7 +443,12 @@ fn bench(store: &Store, catalog: &Catalog, a: BenchArgs) -> Result<()> {
         bail!("-r must be at least 1");
     }
     let path = resolve_model(store, catalog, a.model.model.as_deref())?;
-    let opts = crate::bench::BenchOptions { threads: a.threads, prompt_tokens: a.prompt, gen_tokens: a.gen, repetitions: a.reps };
+    let opts = crate::bench::BenchOptions {
+        threads: a.threads,
+        prompt_tokens: a.prompt,
+        gen_tokens: a.gen,
+        repetitions: a.reps,
+    };
     let show = std::io::stderr().is_terminal();
     let report = crate::bench::run(&path, &opts, &mut |what| {
         if show {

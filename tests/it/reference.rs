@@ -59,3 +59,26 @@ fn logits_and_greedy_choices_match_the_f32_reference() {
     assert_eq!(agree_decided, decided, "greedy choice differs from the f32 reference where it is not a near-tie");
     assert!(worst <= LOGIT_TOLERANCE, "a logit is {worst} away from the f32 reference (tolerance {LOGIT_TOLERANCE})");
 }
+
+/// Free-running greedy generation equals the f32 reference's continuation,
+/// token for token: the prompt ids (template + tokenizer) and every step.
+#[test]
+fn greedy_answers_equal_the_f32_reference() {
+    use duet::engine::{Cancel, GenRequest, Message};
+    let reference = read_json("greedy_smollm2.json").expect("tests/data/greedy_smollm2.json is missing");
+    let mut model = load_model();
+    for case in reference["cases"].as_array().expect("cases") {
+        let user = case["user"].as_str().expect("user");
+        let ids = |v: &serde_json::Value| -> Vec<u32> {
+            v.as_array().expect("ids").iter().map(|x| x.as_u64().expect("id") as u32).collect()
+        };
+        let messages = vec![Message::new("user", user)];
+        assert_eq!(model.encode_chat(&messages).expect("encodes"), ids(&case["prompt_ids"]), "prompt ids for {user:?}");
+        let want = ids(&case["generated_ids"]);
+        let want_text = model.tokenizer.decode(&want);
+        let req = GenRequest { max_tokens: want.iter().filter(|&&i| i != 2).count(), ..GenRequest::new(messages) };
+        model.reset();
+        let got = model.generate(&req, &Cancel::new(), &mut |_| true).expect("generates");
+        assert_eq!(got.text, want_text, "greedy answer for {user:?}");
+    }
+}

@@ -20,7 +20,10 @@ fn dot_rows_n(w: &QMatrix, r0: usize, a: &QActs, t0: usize, outs: &mut [&mut [f3
         }
         return;
     }
-    assert!(r0 + n <= w.rows && t0 + 4 <= a.t && a.nb == w.nb && outs.iter().all(|o| o.len() == n), "dot_rows_n: shapes do not match");
+    assert!(
+        r0 + n <= w.rows && t0 + 4 <= a.t && a.nb == w.nb && outs.iter().all(|o| o.len() == n),
+        "dot_rows_n: shapes do not match"
+    );
     // SAFETY: checked above; `supported()` gates this table.
     unsafe {
         match w.kind {
@@ -108,7 +111,8 @@ unsafe fn dot4_q4_1(w: &QMatrix, r0: usize, a: &QActs, t0: usize, outs: &mut [&m
                     for k in 0..4 {
                         scales[k][j] = dw * *ad[k].add(b + j);
                         // Fold the minimum term into lane 0 of the accumulator.
-                        accm[k] = _mm256_add_ps(accm[k], _mm256_setr_ps(mw * *as_[k].add(b + j), 0., 0., 0., 0., 0., 0., 0.));
+                        accm[k] =
+                            _mm256_add_ps(accm[k], _mm256_setr_ps(mw * *as_[k].add(b + j), 0., 0., 0., 0., 0., 0., 0.));
                     }
                 }
             }
