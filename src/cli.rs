@@ -5,10 +5,12 @@
 
 use crate::catalog::{human_bytes, Catalog, ModelEntry, ModelKind};
 use crate::config::Paths;
+use crate::config::Settings;
+use crate::engine::cloud::{CloudBackend, CloudOptions};
 use crate::engine::local::gguf::Gguf;
 use crate::engine::local::tokenizer::Tokenizer;
 use crate::engine::local::{LoadOptions, LocalEngine};
-use crate::engine::{Cancel, Event, GenRequest, Message, SamplingParams};
+use crate::engine::{Backend, Cancel, Event, GenRequest, Message, SamplingParams};
 use crate::progress::{Progress, TerminalBar};
 use crate::store::{FileState, Store};
 use anyhow::{bail, Result};
@@ -36,6 +38,11 @@ pub enum Command {
     Chat(ChatArgs),
     /// Show the token ids (and pieces) a model sees for a text.
     Tokenize(TokenizeArgs),
+    /// Serve the local model over OpenAI's HTTP API (127.0.0.1 by default).
+    Serve(ServeArgs),
+    /// Cloud profiles: list, add, store a key.
+    #[command(subcommand)]
+    Cloud(CloudCommand),
     /// Measure speed and memory (llama-bench's method).
     Bench(BenchArgs),
     /// List, fetch, verify and remove models.
@@ -89,10 +96,68 @@ impl GenArgs {
     }
 }
 
+#[derive(Args, Debug, Clone)]
+pub struct BackendArgs {
+    /// `local` (this computer) or `cloud` (an OpenAI-compatible endpoint).
+    #[arg(long, default_value = "local", value_parser = ["local", "cloud"])]
+    pub backend: String,
+    /// Which cloud profile (see `duet cloud list`); default: the first.
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// Use this base URL instead of the profile's (e.g. http://127.0.0.1:8080/v1).
+    #[arg(long)]
+    pub base_url: Option<String>,
+    /// Use this cloud model name instead of the profile's.
+    #[arg(long)]
+    pub cloud_model: Option<String>,
+    /// Ask the cloud for the whole answer at once instead of streaming it.
+    #[arg(long)]
+    pub no_stream: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// Require `Authorization: Bearer TOKEN` (needed for any host but loopback).
+    #[arg(long, env = "DUET_SERVE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    #[command(flatten)]
+    pub model: ModelArg,
+    /// Requests that may wait while one is answered; more get 503 at once.
+    #[arg(long, default_value_t = 4)]
+    pub queue: usize,
+    #[arg(long, default_value_t = 4096)]
+    pub context: usize,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CloudCommand {
+    /// The cloud profiles and where each one's key comes from.
+    List,
+    /// Add (or replace) a profile.
+    Add {
+        name: String,
+        #[arg(long)]
+        base_url: String,
+        #[arg(long)]
+        model: String,
+        /// Environment variable that holds the key.
+        #[arg(long)]
+        key_env: Option<String>,
+    },
+    /// Store a profile's key in the OS keyring (read from standard input).
+    Key { name: String },
+}
+
 #[derive(Args, Debug)]
 pub struct AskArgs {
     /// The question.
     pub prompt: String,
+    #[command(flatten)]
+    pub backend: BackendArgs,
     #[arg(long, short = 's')]
     pub system: Option<String>,
     #[command(flatten)]
@@ -227,6 +292,8 @@ fn dispatch(cli: Cli) -> Result<()> {
         Some(Command::Tokenize(a)) => tokenize(&store, &catalog, a),
         Some(Command::Models(m)) => models(&store, &catalog, m),
         Some(Command::Bench(a)) => bench(&store, &catalog, a),
+        Some(Command::Serve(a)) => serve(&store, &catalog, a),
+        Some(Command::Cloud(c)) => cloud(store.paths(), c),
     }
 }
 
@@ -270,8 +337,19 @@ fn ask(store: &Store, catalog: &Catalog, a: AskArgs) -> Result<()> {
         bail!("the prompt is empty; write a question, e.g. duet ask \"What is the capital of France?\"");
     }
     let cancel = interrupt().0.clone();
-    let path = resolve_model(store, catalog, a.model.model.as_deref())?;
-    let engine = start_engine(&path, a.gen.context)?;
+    let backend: Box<dyn Backend> = if a.backend.backend == "cloud" {
+        if store.offline() {
+            bail!("offline mode is on; the cloud backend needs the network. Drop --offline or use --backend local.");
+        }
+        let cloud = cloud_backend(store.paths(), &a.backend)?;
+        if std::io::stderr().is_terminal() {
+            eprintln!("(sent to {})", cloud.host());
+        }
+        Box::new(cloud)
+    } else {
+        let path = resolve_model(store, catalog, a.model.model.as_deref())?;
+        Box::new(start_engine(&path, a.gen.context)?)
+    };
     let mut messages = Vec::new();
     if let Some(s) = &a.system {
         messages.push(Message::new("system", s));
@@ -284,7 +362,7 @@ fn ask(store: &Store, catalog: &Catalog, a: AskArgs) -> Result<()> {
         stop: a.gen.stop.clone(),
         truncate_history: false,
     };
-    let rx = engine.generate(req, cancel);
+    let rx = backend.generate(req, cancel);
     let mut out = std::io::stdout().lock();
     for event in rx {
         match event {
@@ -296,10 +374,10 @@ fn ask(store: &Store, catalog: &Catalog, a: AskArgs) -> Result<()> {
             }
             Event::Done(c) => {
                 if a.json {
-                    let model = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
                     let v = serde_json::json!({
                         "answer": c.text,
-                        "model": model,
+                        "model": backend.label(),
+                        "where": backend.data_location().to_string(),
                         "finish_reason": c.finish_reason,
                         "usage": c.usage,
                         "timings": c.timings,
@@ -463,6 +541,115 @@ fn bench(store: &Store, catalog: &Catalog, a: BenchArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print!("{}", crate::bench::render(&report));
+    }
+    Ok(())
+}
+
+/// The cloud backend a command asked for: a profile, with flags on top.
+fn cloud_backend(paths: &Paths, a: &BackendArgs) -> Result<CloudBackend> {
+    let settings = Settings::load(paths)?;
+    let mut profile = match &a.profile {
+        Some(name) => settings.profile(name).cloned().ok_or_else(|| {
+            let known: Vec<_> = settings.cloud.iter().map(|p| p.name.as_str()).collect();
+            anyhow::anyhow!(
+                "there is no cloud profile '{name}' (known: {}). Add one with `duet cloud add`.",
+                known.join(", ")
+            )
+        })?,
+        None => settings.cloud.first().cloned().ok_or_else(|| {
+            anyhow::anyhow!(
+                "no cloud profile is set up; add one with `duet cloud add NAME --base-url URL --model MODEL`"
+            )
+        })?,
+    };
+    if let Some(u) = &a.base_url {
+        profile.base_url = u.clone();
+    }
+    if let Some(m) = &a.cloud_model {
+        profile.model = m.clone();
+    }
+    let opts = CloudOptions { stream: !a.no_stream, ..CloudOptions::default() };
+    Ok(crate::engine::cloud::backend_for(&profile, opts))
+}
+
+fn serve(store: &Store, catalog: &Catalog, a: ServeArgs) -> Result<()> {
+    let path = resolve_model(store, catalog, a.model.model.as_deref())?;
+    let model_id = match a.model.model.as_deref() {
+        Some(m) if catalog.get(m).is_ok() => m.to_string(),
+        Some(_) => path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
+        None => catalog.default_model().id.clone(),
+    };
+    let engine = start_engine(&path, a.context)?;
+    let cfg = crate::server::ServerConfig {
+        host: a.host.clone(),
+        port: a.port,
+        token: a.token.as_deref().map(crate::secret::Secret::new),
+        model_id: model_id.clone(),
+        queue: a.queue,
+        ..Default::default()
+    };
+    let auth = cfg.token.is_some();
+    let handle = crate::server::start(engine, cfg)?;
+    eprintln!(
+        "duet serve: {model_id} on http://{}/v1 ({}). Ctrl-C stops.",
+        handle.addr,
+        if auth { "token required" } else { "no token; loopback only" }
+    );
+    crate::runtime().block_on(async {
+        let _ = tokio::signal::ctrl_c().await;
+    });
+    eprintln!("stopping: finishing answers in flight…");
+    handle.shutdown();
+    Ok(())
+}
+
+fn cloud(paths: &Paths, cmd: CloudCommand) -> Result<()> {
+    let mut settings = Settings::load(paths)?;
+    match cmd {
+        CloudCommand::List => {
+            for p in &settings.cloud {
+                let var = p.key_env.as_deref().unwrap_or("OPENAI_API_KEY");
+                let key = if std::env::var(var).is_ok_and(|v| !v.trim().is_empty()) {
+                    format!("key from ${var}")
+                } else if crate::engine::cloud::resolve_key(p).is_some() {
+                    "key from the keyring or settings".to_string()
+                } else {
+                    format!("no key (set ${var} or run `duet cloud key {}`)", p.name)
+                };
+                println!("{:<12} {:<40} {:<20} {key}", p.name, p.base_url, p.model);
+            }
+        }
+        CloudCommand::Add { name, base_url, model, key_env } => {
+            if reqwest::Url::parse(&base_url).is_err() {
+                bail!("'{base_url}' is not a URL; it should look like https://api.openai.com/v1");
+            }
+            settings.cloud.retain(|p| p.name != name);
+            settings.cloud.push(crate::config::CloudProfile {
+                name: name.clone(),
+                base_url,
+                model,
+                key_env,
+                key: None,
+                usd_per_m_input: 0.0,
+                usd_per_m_output: 0.0,
+            });
+            settings.save(paths)?;
+            println!("saved cloud profile '{name}' in {}", paths.settings_file().display());
+        }
+        CloudCommand::Key { name } => {
+            if settings.profile(&name).is_none() {
+                bail!("there is no cloud profile '{name}'; see `duet cloud list`");
+            }
+            eprintln!("Paste the key for '{name}' and press Enter (it is not shown or saved anywhere else):");
+            let mut key = String::new();
+            std::io::stdin().read_line(&mut key)?;
+            let key = crate::secret::Secret::new(key.trim());
+            if key.is_empty() {
+                bail!("no key given; nothing stored");
+            }
+            crate::engine::cloud::keyring_set(&name, &key).map_err(anyhow::Error::msg)?;
+            println!("stored the key for '{name}' in the OS keyring");
+        }
     }
     Ok(())
 }

@@ -77,3 +77,115 @@ mod tests {
         assert_eq!(p.data_dir, PathBuf::from("/h/data"));
     }
 }
+
+/// Settings people change, saved as `settings.toml` (plain serde; no runtime handles).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct Settings {
+    /// Cloud endpoints that speak OpenAI's `/v1/chat/completions`.
+    #[serde(default = "default_profiles")]
+    pub cloud: Vec<CloudProfile>,
+    /// Requests in flight at once when a batch job uses a cloud backend.
+    #[serde(default = "default_concurrency")]
+    pub cloud_concurrency: usize,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct CloudProfile {
+    pub name: String,
+    /// e.g. `https://api.openai.com/v1` or `http://127.0.0.1:8080/v1`.
+    pub base_url: String,
+    pub model: String,
+    /// Environment variable holding the key (default `OPENAI_API_KEY`).
+    #[serde(default)]
+    pub key_env: Option<String>,
+    /// A key written into this file. Prefer the OS keyring (`duet cloud key NAME`)
+    /// or an environment variable; this exists for machines that have neither.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// Prices in US dollars per million tokens, for cost estimates.
+    #[serde(default)]
+    pub usd_per_m_input: f64,
+    #[serde(default)]
+    pub usd_per_m_output: f64,
+}
+
+fn default_profiles() -> Vec<CloudProfile> {
+    vec![CloudProfile {
+        name: "openai".into(),
+        base_url: "https://api.openai.com/v1".into(),
+        model: "gpt-4o-mini".into(),
+        key_env: Some("OPENAI_API_KEY".into()),
+        key: None,
+        usd_per_m_input: 0.15,
+        usd_per_m_output: 0.60,
+    }]
+}
+
+fn default_concurrency() -> usize {
+    4
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings { cloud: default_profiles(), cloud_concurrency: default_concurrency() }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("{path} is not valid settings: {why}. Fix it or delete it to start from the defaults.")]
+    Invalid { path: String, why: String },
+    #[error("could not save {path}: {source}")]
+    Write { path: String, source: std::io::Error },
+}
+
+impl Settings {
+    /// Load, or the defaults when there is no file yet.
+    pub fn load(paths: &Paths) -> Result<Self, SettingsError> {
+        let path = paths.settings_file();
+        match std::fs::read_to_string(&path) {
+            Ok(text) => toml::from_str(&text)
+                .map_err(|e| SettingsError::Invalid { path: path.display().to_string(), why: e.to_string() }),
+            Err(_) => Ok(Settings::default()),
+        }
+    }
+
+    /// Save atomically (write a temporary file, then rename): a crash never leaves half a file.
+    pub fn save(&self, paths: &Paths) -> Result<(), SettingsError> {
+        let path = paths.settings_file();
+        let err = |source| SettingsError::Write { path: path.display().to_string(), source };
+        std::fs::create_dir_all(&paths.config_dir).map_err(err)?;
+        let text = toml::to_string_pretty(self).map_err(|e| err(std::io::Error::other(e.to_string())))?;
+        let tmp = path.with_extension("toml.tmp");
+        std::fs::write(&tmp, text).map_err(err)?;
+        std::fs::rename(&tmp, &path).map_err(err)
+    }
+
+    pub fn profile(&self, name: &str) -> Option<&CloudProfile> {
+        self.cloud.iter().find(|p| p.name == name)
+    }
+}
+
+#[cfg(test)]
+mod settings_tests {
+    use super::*;
+
+    #[test]
+    fn settings_round_trip_and_default_to_openai() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let paths = Paths::resolve(Some(dir.path().to_path_buf()), None);
+        let mut s = Settings::load(&paths).expect("defaults");
+        assert_eq!(s.cloud[0].name, "openai");
+        s.cloud.push(CloudProfile {
+            name: "lab".into(),
+            base_url: "http://127.0.0.1:9/v1".into(),
+            model: "m".into(),
+            key_env: None,
+            key: None,
+            usd_per_m_input: 0.0,
+            usd_per_m_output: 0.0,
+        });
+        s.save(&paths).expect("saves");
+        assert_eq!(Settings::load(&paths).expect("loads"), s);
+    }
+}

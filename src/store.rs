@@ -70,6 +70,10 @@ impl Store {
         self
     }
 
+    pub fn offline(&self) -> bool {
+        self.offline
+    }
+
     pub fn paths(&self) -> &Paths {
         &self.paths
     }
@@ -287,7 +291,7 @@ impl Store {
         progress: &dyn Progress,
         cancel: &Cancel,
     ) -> Result<(), FetchFailure> {
-        let work = target.with_file_name(format!(".pip-{}", std::process::id()));
+        let work = target.with_file_name(format!(".pip-{}", unique_suffix()));
         let _cleanup = RemoveOnDrop(work.clone());
         fs::create_dir_all(&work).map_err(|e| FetchFailure::Fatal(write_err(&work, e)))?;
         let partial = partial_path(target);
@@ -508,10 +512,16 @@ impl hf_hub::api::Progress for HubProgress<'_> {
     fn finish(&mut self) {}
 }
 
-/// Unique per process, so two duets fetching the same model never write one file.
+/// `<pid>-<n>`: unique per process and per call, so two writers never share a file.
+fn unique_suffix() -> String {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    format!("{}-{}", std::process::id(), N.fetch_add(1, std::sync::atomic::Ordering::SeqCst))
+}
+
+/// Unique per process and call, so two duets fetching the same model never write one file.
 fn partial_path(target: &Path) -> PathBuf {
     let mut name = target.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-    name.push(format!(".{}.partial", std::process::id()));
+    name.push(format!(".{}.partial", unique_suffix()));
     target.with_file_name(name)
 }
 

@@ -4,6 +4,7 @@
 //! [`Event`]s on a bounded channel: text as it arrives, then one `Done` (with
 //! usage and timings) or one `Error`. A shared [`Cancel`] stops it within a token.
 
+pub mod cloud;
 pub mod local;
 
 pub use crate::progress::Cancel;
@@ -81,4 +82,41 @@ pub enum Event {
     Delta(String),
     Done(Completion),
     Error(String),
+}
+
+/// Where a request's data goes: shown next to every answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DataLocation {
+    ThisComputer,
+    SentTo(String),
+}
+
+impl std::fmt::Display for DataLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DataLocation::ThisComputer => f.write_str("on this computer"),
+            DataLocation::SentTo(host) => write!(f, "sent to {host}"),
+        }
+    }
+}
+
+/// Anything that answers a [`GenRequest`] with a stream of [`Event`]s. The UI
+/// and the tasks talk to this, never to a particular backend.
+pub trait Backend: Send + Sync {
+    /// Short name for people ("SmolLM2-135M-Instruct.Q4_1.gguf", "gpt-4o-mini · api.openai.com").
+    fn label(&self) -> String;
+    fn data_location(&self) -> DataLocation;
+    fn generate(&self, req: GenRequest, cancel: Cancel) -> std::sync::mpsc::Receiver<Event>;
+
+    /// Generate and wait for the whole answer.
+    fn complete(&self, req: GenRequest, cancel: Cancel) -> Result<Completion, String> {
+        for event in self.generate(req, cancel) {
+            match event {
+                Event::Delta(_) => {}
+                Event::Done(c) => return Ok(c),
+                Event::Error(e) => return Err(e),
+            }
+        }
+        Err("the backend stopped without an answer".to_string())
+    }
 }

@@ -18,9 +18,15 @@ fn tokenizer_of(path: &std::path::Path) -> (Gguf, Tokenizer) {
 }
 
 fn gemma_model() -> PathBuf {
-    let catalog = Catalog::builtin().expect("catalog");
-    let store = Store::new(Paths::resolve(None, Some(crate::common::models_dir())), false);
-    store.ensure(catalog.get("gemma3-270m").expect("in catalog"), &Silent, &Cancel::new()).expect("gemma3-270m fetches")
+    static PATH: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        let catalog = Catalog::builtin().expect("catalog");
+        let store = Store::new(Paths::resolve(None, Some(crate::common::models_dir())), false);
+        store
+            .ensure(catalog.get("gemma3-270m").expect("in catalog"), &Silent, &Cancel::new())
+            .expect("gemma3-270m fetches")
+    })
+    .clone()
 }
 
 fn check_tokenizer(golden: &str, model: PathBuf) {

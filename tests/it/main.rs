@@ -6,7 +6,9 @@
 mod common;
 
 mod bad_input;
+mod cloud;
 mod engine;
 mod golden;
 mod reference;
+mod server;
 mod store;

@@ -13,7 +13,7 @@ pub mod sampler;
 pub mod template;
 pub mod tokenizer;
 
-use super::{Cancel, Completion, Event, FinishReason, GenRequest, Timings, Usage};
+use super::{Backend, Cancel, Completion, DataLocation, Event, FinishReason, GenRequest, Timings, Usage};
 use gguf::{Gguf, ModelFacts};
 use model::Weights;
 use sampler::Sampler;
@@ -371,6 +371,8 @@ enum Job {
 #[derive(Clone)]
 pub struct LocalEngine {
     jobs: mpsc::Sender<Job>,
+    /// The file's name, for labels.
+    pub name: String,
     pub facts: ModelFacts,
     pub load_ms: f64,
     pub context_length: usize,
@@ -381,6 +383,7 @@ impl LocalEngine {
     pub fn start(path: &Path, opts: LoadOptions) -> Result<Self, EngineError> {
         let (jobs_tx, jobs_rx) = mpsc::channel::<Job>();
         let (ready_tx, ready_rx) = mpsc::channel();
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let path = path.to_path_buf();
         std::thread::Builder::new()
             .name("duet-model".into())
@@ -410,7 +413,7 @@ impl LocalEngine {
             })
             .map_err(|_| EngineError::WorkerGone)?;
         let (facts, load_ms, context_length) = ready_rx.recv().map_err(|_| EngineError::WorkerGone)??;
-        Ok(LocalEngine { jobs: jobs_tx, facts, load_ms, context_length })
+        Ok(LocalEngine { jobs: jobs_tx, name, facts, load_ms, context_length })
     }
 
     /// Queue a request; events arrive on the returned channel.
@@ -424,15 +427,21 @@ impl LocalEngine {
 
     /// Generate and wait for the whole answer.
     pub fn complete(&self, req: GenRequest, cancel: Cancel) -> Result<Completion, String> {
-        let rx = self.generate(req, cancel);
-        for event in rx {
-            match event {
-                Event::Delta(_) => {}
-                Event::Done(c) => return Ok(c),
-                Event::Error(e) => return Err(e),
-            }
-        }
-        Err(EngineError::WorkerGone.to_string())
+        Backend::complete(self, req, cancel)
+    }
+}
+
+impl Backend for LocalEngine {
+    fn label(&self) -> String {
+        self.name.clone()
+    }
+
+    fn data_location(&self) -> DataLocation {
+        DataLocation::ThisComputer
+    }
+
+    fn generate(&self, req: GenRequest, cancel: Cancel) -> mpsc::Receiver<Event> {
+        LocalEngine::generate(self, req, cancel)
     }
 }
 
