@@ -144,8 +144,9 @@ fn error(status: StatusCode, kind: &str, code: &str, message: impl Into<String>)
     resp
 }
 
-fn check_auth(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
-    let Some(token) = &state.cfg.token else { return Ok(()) };
+/// `Some(401 response)` when a token is required and not given.
+fn auth_error(state: &AppState, headers: &HeaderMap) -> Option<Response> {
+    let token = state.cfg.token.as_ref()?;
     let given = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -155,9 +156,9 @@ fn check_auth(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
     let (a, b) = (given.as_bytes(), token.expose().as_bytes());
     let same = a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0;
     if same {
-        Ok(())
+        None
     } else {
-        Err(error(
+        Some(error(
             StatusCode::UNAUTHORIZED,
             "invalid_request_error",
             "invalid_api_key",
@@ -178,7 +179,7 @@ async fn health(State(s): State<Arc<AppState>>) -> Json<Value> {
 }
 
 async fn models(State(s): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    if let Err(r) = check_auth(&s, &headers) {
+    if let Some(r) = auth_error(&s, &headers) {
         return r;
     }
     Json(json!({
@@ -221,7 +222,7 @@ fn content_text(v: &Value) -> Option<String> {
 }
 
 async fn chat(State(s): State<Arc<AppState>>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
-    if let Err(r) = check_auth(&s, &headers) {
+    if let Some(r) = auth_error(&s, &headers) {
         return r;
     }
     let body = match body {

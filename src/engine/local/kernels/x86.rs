@@ -6,6 +6,8 @@
 //! Every function here is intrinsics on raw pointers whose bounds the two safe
 //! entry points check, so the per-call `unsafe` blocks inside would be noise.
 #![allow(unsafe_op_in_unsafe_fn)]
+// Block loops index several parallel arrays (scales, quants, four token rows) by one index.
+#![allow(clippy::needless_range_loop)]
 
 use super::{Kernels, QActs, QKind, QMatrix, ACT_MAX, QK};
 use std::arch::x86_64::*;
