@@ -83,45 +83,29 @@ pub fn run(path: &Path, opts: &BenchOptions, progress: &mut dyn FnMut(&str)) -> 
     model.reset();
     model.forward_raw(&bench_ids(16, vocab), 0).map_err(|e| e.to_string())?;
 
-    if opts.prompt_tokens > 0 {
-        let ids = bench_ids(opts.prompt_tokens, vocab);
-        let mut samples = Vec::new();
-        for r in 0..opts.repetitions {
-            progress(&format!("pp{} run {}/{}", opts.prompt_tokens, r + 1, opts.repetitions));
-            model.reset();
-            let t = Instant::now();
-            model.forward_raw(&ids, 0).map_err(|e| e.to_string())?;
-            samples.push(opts.prompt_tokens as f64 / t.elapsed().as_secs_f64());
+    // ppN: the whole batch in one pass; tgN: one token per pass.
+    for (kind, tokens) in [("pp", opts.prompt_tokens), ("tg", opts.gen_tokens)] {
+        if tokens == 0 {
+            continue;
         }
-        let (m, s) = mean_std(&samples);
-        tests.push(TestResult {
-            name: format!("pp{}", opts.prompt_tokens),
-            tokens: opts.prompt_tokens,
-            tokens_per_s_mean: m,
-            tokens_per_s_std: s,
-            samples,
-        });
-    }
-    if opts.gen_tokens > 0 {
-        let ids = bench_ids(opts.gen_tokens, vocab);
+        let ids = bench_ids(tokens, vocab);
+        let name = format!("{kind}{tokens}");
         let mut samples = Vec::new();
         for r in 0..opts.repetitions {
-            progress(&format!("tg{} run {}/{}", opts.gen_tokens, r + 1, opts.repetitions));
+            progress(&format!("{name} run {}/{}", r + 1, opts.repetitions));
             model.reset();
             let t = Instant::now();
-            for (pos, &id) in ids.iter().enumerate() {
-                model.forward_raw(&[id], pos).map_err(|e| e.to_string())?;
+            if kind == "pp" {
+                model.forward_raw(&ids, 0).map_err(|e| e.to_string())?;
+            } else {
+                for (pos, &id) in ids.iter().enumerate() {
+                    model.forward_raw(&[id], pos).map_err(|e| e.to_string())?;
+                }
             }
-            samples.push(opts.gen_tokens as f64 / t.elapsed().as_secs_f64());
+            samples.push(tokens as f64 / t.elapsed().as_secs_f64());
         }
-        let (m, s) = mean_std(&samples);
-        tests.push(TestResult {
-            name: format!("tg{}", opts.gen_tokens),
-            tokens: opts.gen_tokens,
-            tokens_per_s_mean: m,
-            tokens_per_s_std: s,
-            samples,
-        });
+        let (tokens_per_s_mean, tokens_per_s_std) = mean_std(&samples);
+        tests.push(TestResult { name, tokens, tokens_per_s_mean, tokens_per_s_std, samples });
     }
 
     // Time to first token of a short chat prompt, from request to sampled token.
