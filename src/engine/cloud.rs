@@ -338,6 +338,32 @@ impl CloudBackend {
     }
 }
 
+impl CloudBackend {
+    /// Answer many requests with at most `concurrency` in flight (a review
+    /// batch fanned out to a vLLM cluster, say). Results keep the input order.
+    pub fn complete_many(&self, reqs: Vec<GenRequest>, concurrency: usize, cancel: &Cancel) -> Vec<Result<Completion, String>> {
+        let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
+        let handles: Vec<_> = reqs
+            .into_iter()
+            .map(|req| {
+                let (me, gate, cancel) = (self.clone(), gate.clone(), cancel.clone());
+                crate::runtime().spawn(async move {
+                    let _slot = gate.acquire_owned().await.map_err(|e| e.to_string())?;
+                    let (tx, _rx) = mpsc::sync_channel(4096);
+                    me.run(&req, &cancel, &tx).await.map_err(|e| me.scrub(&e.to_string()))
+                })
+            })
+            .collect();
+        crate::runtime().block_on(async {
+            let mut out = Vec::with_capacity(handles.len());
+            for h in handles {
+                out.push(h.await.unwrap_or_else(|e| Err(e.to_string())));
+            }
+            out
+        })
+    }
+}
+
 impl Backend for CloudBackend {
     fn label(&self) -> String {
         format!("{} · {}", self.model, self.host())

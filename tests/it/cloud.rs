@@ -19,6 +19,8 @@ const KEY: &str = "sk-test-0123456789-secret";
 #[derive(Default)]
 struct Provider {
     calls: Mutex<HashMap<String, usize>>,
+    in_flight: std::sync::atomic::AtomicUsize,
+    max_in_flight: std::sync::atomic::AtomicUsize,
 }
 
 fn sse(events: &[&str]) -> String {
@@ -81,6 +83,14 @@ async fn completions(
         "stall" => {
             let parts = vec![(0, format!("data: {}\n\n", chunk("Hi"))), (10_000, "data: [DONE]\n\n".to_string())];
             (StatusCode::OK, [("content-type", "text/event-stream")], stream_body(parts)).into_response()
+        }
+        "batch" => {
+            use std::sync::atomic::Ordering::SeqCst;
+            let now = p.in_flight.fetch_add(1, SeqCst) + 1;
+            p.max_in_flight.fetch_max(now, SeqCst);
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            p.in_flight.fetch_sub(1, SeqCst);
+            ok_stream()
         }
         "slow" => {
             let parts = (0..50).map(|i| (100, format!("data: {}\n\n", chunk(&format!("w{i} "))))).collect();
@@ -208,4 +218,15 @@ fn cancel_closes_the_stream() {
         }
     }
     panic!("no Done after cancel");
+}
+
+#[test]
+fn batches_fan_out_with_bounded_concurrency() {
+    let fake = fake_provider();
+    let reqs = vec![hello(); 12];
+    let results = client(&fake, "batch", quick()).complete_many(reqs, 3, &Cancel::new());
+    assert_eq!(results.len(), 12);
+    assert!(results.iter().all(|r| r.as_ref().is_ok_and(|c| c.text == "Hello world")));
+    let max = fake.provider.max_in_flight.load(std::sync::atomic::Ordering::SeqCst);
+    assert!((2..=3).contains(&max), "at most 3 requests may be in flight, and more than one should be: {max}");
 }

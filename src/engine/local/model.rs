@@ -41,7 +41,10 @@ impl Weights {
         threads: usize,
     ) -> Result<Self, ModelError> {
         let arch = g.architecture().map_err(|e| ModelError::Load(e.to_string()))?.to_string();
-        if device.is_cpu() && FastLlama::check(&g).is_ok() {
+        // DUET_ENGINE=candle forces candle's implementation (comparisons, and an
+        // escape hatch should duet's kernels misbehave on some CPU).
+        let forced_candle = std::env::var("DUET_ENGINE").is_ok_and(|v| v == "candle");
+        if device.is_cpu() && !forced_candle && FastLlama::check(&g).is_ok() {
             return FastLlama::load(&g, reader, ctx, threads)
                 .map(|m| Weights::Fast(Box::new(m)))
                 .map_err(ModelError::Load);
