@@ -341,7 +341,12 @@ impl CloudBackend {
 impl CloudBackend {
     /// Answer many requests with at most `concurrency` in flight (a review
     /// batch fanned out to a vLLM cluster, say). Results keep the input order.
-    pub fn complete_many(&self, reqs: Vec<GenRequest>, concurrency: usize, cancel: &Cancel) -> Vec<Result<Completion, String>> {
+    pub fn complete_many(
+        &self,
+        reqs: Vec<GenRequest>,
+        concurrency: usize,
+        cancel: &Cancel,
+    ) -> Vec<Result<Completion, String>> {
         let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
         let handles: Vec<_> = reqs
             .into_iter()

@@ -247,9 +247,11 @@ impl FastLlama {
         for (li, layer) in self.layers.iter().enumerate() {
             rms_norm(&s.x, &layer.attn_norm, c.eps, e, &mut s.xn);
             s.acts.quantize(&s.xn, t, e);
-            matmul(&self.pool, &layer.wq, &s.acts, &mut s.q);
-            matmul(&self.pool, &layer.wk, &s.acts, &mut s.k);
-            matmul(&self.pool, &layer.wv, &s.acts, &mut s.v);
+            matmul_many(
+                &self.pool,
+                &mut [(&layer.wq, &mut s.q), (&layer.wk, &mut s.k), (&layer.wv, &mut s.v)],
+                &s.acts,
+            );
             let half = c.head_dim / 2;
             for ti in 0..t {
                 let p = pos + ti;
@@ -283,8 +285,7 @@ impl FastLlama {
             }
             rms_norm(&s.x, &layer.ffn_norm, c.eps, e, &mut s.xn);
             s.acts.quantize(&s.xn, t, e);
-            matmul(&self.pool, &layer.gate, &s.acts, &mut s.gate);
-            matmul(&self.pool, &layer.up, &s.acts, &mut s.up);
+            matmul_many(&self.pool, &mut [(&layer.gate, &mut s.gate), (&layer.up, &mut s.up)], &s.acts);
             for (g, u) in s.gate.iter_mut().zip(&s.up) {
                 *g = *g / (1.0 + (-*g).exp()) * u;
             }
@@ -306,27 +307,42 @@ impl FastLlama {
 
 /// out[t][r] = W[r] · a[t], rows split across the pool.
 fn matmul(pool: &Pool, w: &QMatrix, a: &QActs, out: &mut Vec<f32>) {
-    let (t, rows) = (a.t, w.rows);
-    out.resize(t * rows, 0.0);
+    matmul_many(pool, &mut [(w, out)], a);
+}
+
+/// Several products of the same activations (q, k, v; gate, up) in one pass
+/// of the pool: each thread takes its share of every matrix's rows, so a
+/// decode step waits at one barrier instead of one per matrix.
+fn matmul_many(pool: &Pool, jobs: &mut [(&QMatrix, &mut Vec<f32>)], a: &QActs) {
+    let t = a.t;
     let k = kernels();
-    let shared = SharedMut::new(out);
+    let shared: Vec<(&QMatrix, SharedMut<f32>)> = jobs
+        .iter_mut()
+        .map(|(w, out)| {
+            out.resize(t * w.rows, 0.0);
+            (*w, SharedMut::new(out))
+        })
+        .collect();
     pool.run(|i, n| {
-        let r = Pool::chunk(rows, i, n);
-        if r.is_empty() {
-            return;
-        }
-        let mut t0 = 0;
-        while t0 < t {
-            let nt = (t - t0).min(4);
-            // SAFETY: thread i writes only its own rows of each token's output.
-            let mut outs: Vec<&mut [f32]> =
-                (t0..t0 + nt).map(|ti| unsafe { shared.slice(ti * rows + r.start..ti * rows + r.end) }).collect();
-            if nt == 1 {
-                (k.dot_rows)(w, r.start, a, t0, outs[0]);
-            } else {
-                (k.dot_rows_n)(w, r.start, a, t0, &mut outs);
+        for (w, out) in &shared {
+            let rows = w.rows;
+            let r = Pool::chunk(rows, i, n);
+            if r.is_empty() {
+                continue;
             }
-            t0 += nt;
+            let mut t0 = 0;
+            while t0 < t {
+                let nt = (t - t0).min(4);
+                // SAFETY: thread i writes only its own rows of each token's output.
+                let mut outs: Vec<&mut [f32]> =
+                    (t0..t0 + nt).map(|ti| unsafe { out.slice(ti * rows + r.start..ti * rows + r.end) }).collect();
+                if nt == 1 {
+                    (k.dot_rows)(w, r.start, a, t0, outs[0]);
+                } else {
+                    (k.dot_rows_n)(w, r.start, a, t0, &mut outs);
+                }
+                t0 += nt;
+            }
         }
     });
 }
