@@ -46,32 +46,47 @@ pub fn quantize(x: &[f32], d: &mut [f32], s: &mut [f32], qs: &mut [i16]) {
     }
 }
 
+/// f16 → f32 by table: without F16C a software conversion per block scale
+/// costs more than the block's arithmetic.
+fn f16_table() -> &'static [f32] {
+    static T: std::sync::OnceLock<Vec<f32>> = std::sync::OnceLock::new();
+    T.get_or_init(|| (0..=u16::MAX).map(|b| f16::from_bits(b).to_f32()).collect())
+}
+
 pub fn dot_rows(w: &QMatrix, r0: usize, a: &QActs, t: usize, out: &mut [f32]) {
     let nb = w.nb;
+    let f16 = f16_table();
     let ad = &a.d[t * nb..(t + 1) * nb];
     let aq = &a.qs[t * nb * QK..(t + 1) * nb * QK];
+    // Written so the compiler can vectorize it on any target (NEON on ARM,
+    // SSE2 on old x86): widen a block into a plain array, then one simple
+    // multiply-accumulate loop over 32 lanes.
+    let mut wv = [0i16; QK];
     for (i, o) in out.iter_mut().enumerate() {
         let r = r0 + i;
         let mut sum = 0f32;
         for b in 0..nb {
             let wi = r * nb + b;
-            let wd = f16::from_bits(w.d[wi]).to_f32();
-            let x = &aq[b * QK..(b + 1) * QK];
+            let wd = f16[w.d[wi] as usize];
+            let x: &[i16; QK] = aq[b * QK..(b + 1) * QK].try_into().unwrap_or(&[0; QK]);
             match w.kind {
                 QKind::Q4_1 => {
                     let q = &w.qs[wi * 16..wi * 16 + 16];
-                    let mut isum = 0i32;
                     for j in 0..16 {
-                        isum += (q[j] & 0x0F) as i32 * x[j] as i32 + (q[j] >> 4) as i32 * x[j + 16] as i32;
+                        wv[j] = (q[j] & 0x0F) as i16;
+                        wv[j + 16] = (q[j] >> 4) as i16;
                     }
-                    let wm = f16::from_bits(w.m[wi]).to_f32();
-                    sum += wd * ad[b] * isum as f32 + wm * a.s[t * nb + b];
                 }
                 QKind::Q8_0 => {
-                    let q = &w.qs[wi * 32..wi * 32 + 32];
-                    let isum: i32 = q.iter().zip(x).map(|(&w, &x)| (w as i8) as i32 * x as i32).sum();
-                    sum += wd * ad[b] * isum as f32;
+                    for (o, &q) in wv.iter_mut().zip(&w.qs[wi * 32..wi * 32 + 32]) {
+                        *o = (q as i8) as i16;
+                    }
                 }
+            }
+            let isum: i32 = wv.iter().zip(x.iter()).map(|(&p, &q)| p as i32 * q as i32).sum();
+            sum += wd * ad[b] * isum as f32;
+            if w.kind == QKind::Q4_1 {
+                sum += f16[w.m[wi] as usize] * a.s[t * nb + b];
             }
         }
         *o = sum;
