@@ -1,8 +1,14 @@
 //! A small fork-join pool for the model's hot loop.
 //!
-//! A decode step runs ~200 short parallel loops (one per matrix product), each
+//! A decode step runs ~150 short parallel loops (one per matrix product), each
 //! tens of microseconds long; waking a sleeping thread takes about as long, so
 //! workers spin briefly between jobs and only then park. Idle, they use no CPU.
+//!
+//! Each thread's share of a job must be *claimed* before it runs. When the
+//! caller has finished its own share it claims every share no worker has
+//! started and runs those too: a worker that the OS has put aside (another
+//! program busy on the other core) then costs a slower step, not a stall of a
+//! whole time slice at every barrier.
 
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -18,10 +24,13 @@ struct Shared {
     done: AtomicUsize,
     quit: AtomicBool,
     sleeping: Vec<AtomicBool>,
+    /// Share i of the current job has been taken (by worker i, or stolen by the caller).
+    claimed: Vec<AtomicBool>,
 }
 
-// SAFETY: `job` is written only by `run` while no worker reads it (all workers
-// finished the previous epoch), and read by workers only after `epoch` moves.
+// SAFETY: `job` is written only by `run` while no worker is inside a job (every
+// claimed share of the previous one finished), and read by a worker only after
+// it claimed a share, which the caller allowed after writing `job`.
 unsafe impl Sync for Shared {}
 unsafe impl Send for Shared {}
 
@@ -45,6 +54,7 @@ impl Pool {
             done: AtomicUsize::new(0),
             quit: AtomicBool::new(false),
             sleeping: (0..n).map(|_| AtomicBool::new(false)).collect(),
+            claimed: (0..n).map(|_| AtomicBool::new(true)).collect(),
         });
         let mut handles = Vec::new();
         for i in 1..n {
@@ -79,6 +89,9 @@ impl Pool {
                 Some(std::mem::transmute::<*const (dyn Fn(usize, usize) + Sync + '_), *const Job>(job));
         }
         self.shared.done.store(0, Ordering::SeqCst);
+        for c in &self.shared.claimed[1..] {
+            c.store(false, Ordering::SeqCst);
+        }
         self.shared.epoch.fetch_add(1, Ordering::SeqCst);
         for (i, t) in self.threads.iter().enumerate() {
             if self.shared.sleeping[i + 1].load(Ordering::SeqCst) {
@@ -86,6 +99,13 @@ impl Pool {
             }
         }
         f(0, self.n);
+        // Take over the shares no worker has started.
+        for i in 1..self.n {
+            if !self.shared.claimed[i].swap(true, Ordering::SeqCst) {
+                f(i, self.n);
+                self.shared.done.fetch_add(1, Ordering::SeqCst);
+            }
+        }
         let mut spins = 0usize;
         while self.shared.done.load(Ordering::Acquire) < self.n - 1 {
             spins += 1;
@@ -132,12 +152,17 @@ fn worker(s: Arc<Shared>, i: usize, n: usize) {
                 spins = 0;
             }
         }
-        // SAFETY: see `Shared`: the job is set before the epoch moved and stays
-        // alive until `done` reaches n-1.
-        if let Some(job) = unsafe { *s.job.get() } {
-            unsafe { (*job)(i, n) };
+        // Only a successful claim may touch the job. The claim flag was reset
+        // after the job was stored, and `run` waits for every claimed share, so
+        // the job is alive here even if this worker woke late (then it simply
+        // runs its share of whatever job is current, which is still correct).
+        if !s.claimed[i].swap(true, Ordering::SeqCst) {
+            // SAFETY: see above.
+            if let Some(job) = unsafe { *s.job.get() } {
+                unsafe { (*job)(i, n) };
+            }
+            s.done.fetch_add(1, Ordering::Release);
         }
-        s.done.fetch_add(1, Ordering::Release);
     }
 }
 
