@@ -253,6 +253,7 @@ impl LocalModel {
         let mut ttft_ms = 0.0;
         let decode_start = Instant::now();
         let mut stopped_by_reader = false;
+        let mut cut_at_stop_string = false;
         for i in 0..max_new {
             if cancel.is_cancelled() {
                 finish = FinishReason::Cancelled;
@@ -272,6 +273,7 @@ impl LocalModel {
             if let Some(cut) = first_stop(&text, &req.stop) {
                 text.truncate(cut);
                 finish = FinishReason::Stop;
+                cut_at_stop_string = true;
                 break;
             }
             let safe = safe_emit_len(&text, &req.stop);
@@ -288,7 +290,8 @@ impl LocalModel {
             }
             logits = self.step(next)?;
         }
-        if finish != FinishReason::Stop || first_stop(&text, &req.stop).is_none() {
+        // Bytes of a character still incomplete at the end; nothing after a stop string counts.
+        if !cut_at_stop_string {
             text.push_str(&stream.finish());
             if let Some(cut) = first_stop(&text, &req.stop) {
                 text.truncate(cut);
