@@ -59,9 +59,9 @@ pub struct ModelArg {
 
 #[derive(Args, Debug, Clone)]
 pub struct GenArgs {
-    /// 0 = always the most likely token (deterministic).
-    #[arg(long, short = 't', default_value_t = 0.0)]
-    pub temperature: f32,
+    /// 0 = always the most likely token (deterministic). Default: 0 for `ask`, 0.7 for `chat`.
+    #[arg(long, short = 't')]
+    pub temperature: Option<f32>,
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     #[arg(long, default_value_t = 512)]
@@ -72,29 +72,37 @@ pub struct GenArgs {
     pub top_p: f32,
     #[arg(long, default_value_t = 0.05)]
     pub min_p: f32,
-    #[arg(long, default_value_t = 1.0)]
-    pub repeat_penalty: f32,
+    /// Default: 1.0 (off) for `ask`, 1.1 for `chat`.
+    #[arg(long)]
+    pub repeat_penalty: Option<f32>,
     /// Stop before this text (repeatable).
     #[arg(long)]
     pub stop: Vec<String>,
     /// Positions the model can see at once (capped at the model's own limit).
     #[arg(long, default_value_t = 4096)]
     pub context: usize,
+    /// Threads for the math (default: one per physical core).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
 }
 
 impl GenArgs {
-    fn sampling(&self) -> SamplingParams {
+    /// `(temperature, repeat_penalty)` defaults differ: `ask` is deterministic, `chat` lively.
+    fn sampling(&self, defaults: (f32, f32)) -> SamplingParams {
         SamplingParams {
-            temperature: self.temperature,
+            temperature: self.temperature.unwrap_or(defaults.0),
             top_k: self.top_k,
             top_p: self.top_p,
             min_p: self.min_p,
-            repeat_penalty: self.repeat_penalty,
+            repeat_penalty: self.repeat_penalty.unwrap_or(defaults.1),
             repeat_last_n: 64,
             seed: self.seed,
         }
     }
 }
+
+const ASK_DEFAULTS: (f32, f32) = (0.0, 1.0);
+const CHAT_DEFAULTS: (f32, f32) = (0.7, 1.1);
 
 #[derive(Args, Debug, Clone)]
 pub struct BackendArgs {
@@ -169,14 +177,14 @@ pub struct AskArgs {
     pub json: bool,
 }
 
-#[derive(Args, Debug, Default)]
+#[derive(Args, Debug)]
 pub struct ChatArgs {
     #[arg(long, short = 's')]
     pub system: Option<String>,
     #[command(flatten)]
-    pub model: Option<ModelArg>,
+    pub model: ModelArg,
     #[command(flatten)]
-    pub gen: Option<GenArgs>,
+    pub gen: GenArgs,
 }
 
 #[derive(Args, Debug)]
@@ -286,7 +294,11 @@ fn dispatch(cli: Cli) -> Result<()> {
     let store = Store::new(paths, cli.offline);
     let catalog = Catalog::builtin()?;
     match cli.command {
-        None => chat(&store, &catalog, ChatArgs::default()),
+        // Until the desktop window lands, no arguments means a terminal chat with its defaults.
+        None => match Cli::try_parse_from(["duet", "chat"]).map(|c| c.command) {
+            Ok(Some(Command::Chat(a))) => chat(&store, &catalog, a),
+            _ => bail!("could not start the chat"),
+        },
         Some(Command::Ask(a)) => ask(&store, &catalog, a),
         Some(Command::Chat(a)) => chat(&store, &catalog, a),
         Some(Command::Tokenize(a)) => tokenize(&store, &catalog, a),
@@ -320,12 +332,12 @@ pub fn resolve_model(store: &Store, catalog: &Catalog, model: Option<&str>) -> R
     Ok(store.ensure(entry, &bar, &cancel)?)
 }
 
-fn start_engine(path: &Path, context: usize) -> Result<LocalEngine> {
+fn start_engine(path: &Path, context: usize, threads: usize) -> Result<LocalEngine> {
     let quiet = !std::io::stderr().is_terminal();
     if !quiet {
         eprint!("loading {}…", path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default());
     }
-    let engine = LocalEngine::start(path, LoadOptions { context_length: context, threads: 0 });
+    let engine = LocalEngine::start(path, LoadOptions { context_length: context, threads });
     if !quiet {
         eprint!("\r\x1b[2K");
     }
@@ -348,7 +360,7 @@ fn ask(store: &Store, catalog: &Catalog, a: AskArgs) -> Result<()> {
         Box::new(cloud)
     } else {
         let path = resolve_model(store, catalog, a.model.model.as_deref())?;
-        Box::new(start_engine(&path, a.gen.context)?)
+        Box::new(start_engine(&path, a.gen.context, a.gen.threads)?)
     };
     let mut messages = Vec::new();
     if let Some(s) = &a.system {
@@ -357,7 +369,7 @@ fn ask(store: &Store, catalog: &Catalog, a: AskArgs) -> Result<()> {
     messages.push(Message::new("user", &a.prompt));
     let req = GenRequest {
         messages,
-        sampling: a.gen.sampling(),
+        sampling: a.gen.sampling(ASK_DEFAULTS),
         max_tokens: a.gen.max_tokens,
         stop: a.gen.stop.clone(),
         truncate_history: false,
@@ -398,20 +410,9 @@ fn ask(store: &Store, catalog: &Catalog, a: AskArgs) -> Result<()> {
 }
 
 fn chat(store: &Store, catalog: &Catalog, a: ChatArgs) -> Result<()> {
-    let gen = a.gen.clone().unwrap_or_else(|| GenArgs {
-        temperature: 0.7,
-        seed: 42,
-        max_tokens: 512,
-        top_k: 40,
-        top_p: 0.95,
-        min_p: 0.05,
-        repeat_penalty: 1.1,
-        stop: Vec::new(),
-        context: 4096,
-    });
-    let model = a.model.as_ref().and_then(|m| m.model.clone());
-    let path = resolve_model(store, catalog, model.as_deref())?;
-    let engine = start_engine(&path, gen.context)?;
+    let gen = a.gen;
+    let path = resolve_model(store, catalog, a.model.model.as_deref())?;
+    let engine = start_engine(&path, gen.context, gen.threads)?;
     let (cancel, busy) = interrupt();
     let mut system = a.system.clone();
     let mut history: Vec<Message> = Vec::new();
@@ -453,7 +454,7 @@ fn chat(store: &Store, catalog: &Catalog, a: ChatArgs) -> Result<()> {
         messages.extend(history.iter().cloned());
         let req = GenRequest {
             messages,
-            sampling: gen.sampling(),
+            sampling: gen.sampling(CHAT_DEFAULTS),
             max_tokens: gen.max_tokens,
             stop: gen.stop.clone(),
             truncate_history: true,
@@ -579,7 +580,7 @@ fn serve(store: &Store, catalog: &Catalog, a: ServeArgs) -> Result<()> {
         Some(_) => path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
         None => catalog.default_model().id.clone(),
     };
-    let engine = start_engine(&path, a.context)?;
+    let engine = start_engine(&path, a.context, 0)?;
     let cfg = crate::server::ServerConfig {
         host: a.host.clone(),
         port: a.port,
