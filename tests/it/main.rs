@@ -6,6 +6,7 @@
 mod common;
 
 mod bad_input;
+mod cli;
 mod cloud;
 mod engine;
 mod golden;

@@ -1,0 +1,48 @@
+//! The command line as a person uses it: chat over standard input, the model list.
+
+use crate::common::{default_model, duet, stderr, stdout};
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+#[test]
+fn chat_answers_resets_and_takes_a_system_prompt() {
+    default_model();
+    let home = tempfile::tempdir().expect("tempdir");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_duet"))
+        .args(["chat", "--temperature", "0", "--max-tokens", "24"])
+        .env("DUET_HOME", home.path())
+        .env("DUET_MODELS", crate::common::models_dir())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("duet chat starts");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"What is the capital of France?\n/reset\n/system You are a pirate.\nHello!\n")
+        .expect("types");
+    let out = child.wait_with_output().expect("chat ends at end of input");
+    let (o, e) = (stdout(&out), stderr(&out));
+    assert!(out.status.success(), "{e}");
+    assert!(o.contains("Paris"), "{o}");
+    assert!(e.contains("nothing leaves it"), "the chat must say the data stays here: {e}");
+    assert!(e.contains("(conversation cleared)") && e.contains("(system prompt set"), "{e}");
+    assert_eq!(e.matches("tokens ·").count(), 2, "one stats line per answer: {e}");
+}
+
+#[test]
+fn models_list_shows_the_default_as_verified_and_path_points_at_it() {
+    let model = default_model();
+    let home = tempfile::tempdir().expect("tempdir");
+    let out = duet(&["models", "list"], home.path(), &[]);
+    let o = stdout(&out);
+    let line = o.lines().find(|l| l.starts_with("smollm2-135m*")).expect("default model listed first with a star");
+    assert!(line.contains("98.4 MB") && line.contains("verified"), "{line}");
+    assert!(o.contains("qwen2.5-0.5b") && o.contains("phi3.5-mini"));
+    let out = duet(&["models", "path"], home.path(), &[]);
+    assert_eq!(stdout(&out).trim(), model.display().to_string());
+    let out = duet(&["models", "rm", "gpt-9"], home.path(), &[]);
+    assert!(!out.status.success() && stderr(&out).contains("no model called 'gpt-9'"), "{}", stderr(&out));
+}
