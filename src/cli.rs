@@ -756,15 +756,3 @@ fn ram_needed(store: &Store, m: &ModelEntry) -> u64 {
     }
     m.ram_estimate_bytes()
 }
-
-/// Shown by `duet models path` users and tests: where the default model goes.
-pub fn default_model_path(store: &Store, catalog: &Catalog) -> PathBuf {
-    let m = catalog.default_model();
-    store.file_path(m, m.main_file())
-}
-
-impl From<&str> for ModelArg {
-    fn from(s: &str) -> Self {
-        ModelArg { model: Some(s.to_string()) }
-    }
-}

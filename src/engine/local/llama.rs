@@ -220,17 +220,6 @@ impl FastLlama {
         self.pool.threads()
     }
 
-    pub fn weights_bytes(&self) -> usize {
-        let l: usize = self
-            .layers
-            .iter()
-            .map(|l| {
-                [&l.wq, &l.wk, &l.wv, &l.wo, &l.gate, &l.up, &l.down].iter().map(|m| m.size_bytes()).sum::<usize>()
-            })
-            .sum();
-        l + self.embd.size_bytes() + self.output.as_ref().map_or(0, |o| o.size_bytes())
-    }
-
     /// Run `tokens` at positions `pos..`; return logits of the last token, or of
     /// every token when `all` (row-major, `tokens.len() × vocab`).
     pub fn forward(&mut self, tokens: &[u32], pos: usize, all: bool) -> Vec<f32> {

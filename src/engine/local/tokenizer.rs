@@ -316,15 +316,7 @@ impl Tokenizer {
     /// Decode ids to text; control tokens are dropped, broken UTF-8 is replaced.
     pub fn decode(&self, ids: &[u32]) -> String {
         let bytes: Vec<u8> = ids.iter().flat_map(|&id| self.token_bytes(id).iter().copied()).collect();
-        let text = String::from_utf8_lossy(&bytes).into_owned();
-        match self.kind {
-            Kind::Gpt2 => text,
-            Kind::Spm => text,
-        }
-    }
-
-    pub fn is_control(&self, id: u32) -> bool {
-        self.specials.iter().any(|(_, i)| *i == id) && self.token_bytes(id).is_empty()
+        String::from_utf8_lossy(&bytes).into_owned()
     }
 }
 

@@ -117,10 +117,6 @@ impl QMatrix {
             }
         }
     }
-
-    pub fn size_bytes(&self) -> usize {
-        self.d.len() * 2 + self.m.len() * 2 + self.qs.len()
-    }
 }
 
 /// Activations of `t` rows of `cols` values, 16 bits per value.
