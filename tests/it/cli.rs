@@ -46,3 +46,22 @@ fn models_list_shows_the_default_as_verified_and_path_points_at_it() {
     let out = duet(&["models", "rm", "gpt-9"], home.path(), &[]);
     assert!(!out.status.success() && stderr(&out).contains("no model called 'gpt-9'"), "{}", stderr(&out));
 }
+
+#[test]
+fn bench_names_the_machine_and_reports_both_tests() {
+    default_model();
+    let home = tempfile::tempdir().expect("tempdir");
+    let out = duet(&["bench", "-p", "16", "-n", "4", "-r", "2", "--json"], home.path(), &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let r: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("bench --json prints JSON");
+    assert!(r["threads"].as_u64().is_some_and(|t| t >= 1));
+    assert!(!r["cpu"].as_str().unwrap_or("").is_empty());
+    let names: Vec<&str> = r["tests"].as_array().expect("tests").iter().filter_map(|t| t["name"].as_str()).collect();
+    assert_eq!(names, ["pp16", "tg4"]);
+    assert!(r["tests"]
+        .as_array()
+        .expect("tests")
+        .iter()
+        .all(|t| t["samples"].as_array().is_some_and(|s| s.len() == 2)));
+    assert!(r["peak_rss_bytes"].as_u64().is_some_and(|b| b > 50_000_000), "peak RSS covers at least the weights");
+}
