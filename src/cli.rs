@@ -231,6 +231,12 @@ pub enum ModelsCommand {
     Rm { id: String },
     /// Print where a model's file is (or would be).
     Path { id: Option<String> },
+    /// What a model file is: architecture, sizes, quantization, tokenizer,
+    /// template, and which engine would run it (or why none can).
+    Info {
+        /// A catalog id or the path of a .gguf file (default: the default model).
+        model: Option<String>,
+    },
 }
 
 /// Cancel flag for whatever is running now; Ctrl-C sets it. When nothing is
@@ -740,9 +746,62 @@ fn models(store: &Store, catalog: &Catalog, cmd: ModelsCommand) -> Result<()> {
             let p = if m.files.len() == 1 { store.file_path(m, m.main_file()) } else { store.model_dir(m) };
             println!("{}", p.display());
         }
+        ModelsCommand::Info { model } => {
+            let path = resolve_model(store, catalog, model.as_deref())?;
+            print!("{}", model_info(&path)?);
+        }
     }
     bar.finish();
     Ok(())
+}
+
+/// `duet models info`: the header of a GGUF in words.
+fn model_info(path: &Path) -> Result<String> {
+    use crate::engine::local::{llama::FastLlama, model::SUPPORTED, template};
+    let (g, _) = Gguf::open(path)?;
+    let f = g.summary();
+    let mut types: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+    for t in g.content.tensor_infos.values() {
+        *types.entry(format!("{:?}", t.ggml_dtype)).or_default() += 1;
+    }
+    let types: Vec<String> = types.iter().map(|(k, v)| format!("{v}× {k}")).collect();
+    let engine = if !SUPPORTED.contains(&f.architecture.as_str()) {
+        format!("none: architecture '{}' is not supported (duet runs {})", f.architecture, SUPPORTED.join(", "))
+    } else {
+        match FastLlama::check(&g) {
+            Ok(()) => format!("duet kernels ({})", crate::engine::local::kernels::kernels().name),
+            Err(why) => format!("candle ({why})"),
+        }
+    };
+    let tokenizer = match Tokenizer::from_gguf(&g) {
+        Ok(t) => format!("{} ({} tokens)", g.string("tokenizer.ggml.model").unwrap_or("?"), t.vocab_size()),
+        Err(e) => format!("unusable: {e}"),
+    };
+    let tmpl = match g.string("tokenizer.chat_template") {
+        Some(_) => "from the file".to_string(),
+        None if template::builtin_for(&f.architecture) == template::FALLBACK_TEMPLATE => {
+            "none in the file; ChatML".to_string()
+        }
+        None => format!("none in the file; duet's built-in {} template", f.architecture),
+    };
+    let ctx = f.context_length.min(LoadOptions::default().context_length as u32);
+    Ok(format!(
+        "file:         {}\nname:         {}\narchitecture: {} · {} layers · {} dims · {} heads ({} for keys/values) · head size {}\ncontext:      {} tokens trained; duet uses {} by default\nsize:         {} · tensors: {}\ntokenizer:    {tokenizer}\ntemplate:     {tmpl}\nengine:       {engine}\nmemory:       about {} (weights + a {}-token KV cache + runtime)\n",
+        path.display(),
+        if f.name.is_empty() { "-" } else { &f.name },
+        f.architecture,
+        f.n_layers,
+        f.n_embd,
+        f.n_head,
+        f.n_kv_head,
+        f.head_dim,
+        f.context_length,
+        ctx,
+        human_bytes(f.file_size_bytes),
+        types.join(", "),
+        human_bytes(f.file_size_bytes + f.kv_cache_bytes(ctx) + 100 * 1024 * 1024),
+        ctx
+    ))
 }
 
 /// Memory to run a model: exact from the file when present, estimated otherwise.

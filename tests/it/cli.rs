@@ -65,3 +65,15 @@ fn bench_names_the_machine_and_reports_both_tests() {
         .all(|t| t["samples"].as_array().is_some_and(|s| s.len() == 2)));
     assert!(r["peak_rss_bytes"].as_u64().is_some_and(|b| b > 50_000_000), "peak RSS covers at least the weights");
 }
+
+#[test]
+fn models_info_says_what_a_file_is_and_which_engine_runs_it() {
+    default_model();
+    let home = tempfile::tempdir().expect("tempdir");
+    let out = duet(&["models", "info"], home.path(), &[]);
+    let o = stdout(&out);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(o.contains("architecture: llama · 30 layers") && o.contains("210× Q4_1"), "{o}");
+    assert!(o.contains("engine:       duet kernels"), "{o}");
+    assert!(o.contains("gpt2 (49152 tokens)") && o.contains("template:     from the file"), "{o}");
+}
