@@ -212,7 +212,7 @@ impl Store {
         let mut tried = Vec::new();
 
         if let (Some(repo), Some(hf_file)) = (&entry.hf_repo, &file.hf_file) {
-            match self.fetch_hub(repo, hf_file, file, &target, progress, cancel) {
+            match self.fetch_hub(&entry.id, repo, hf_file, file, &target, progress, cancel) {
                 Ok(()) => return Ok(()),
                 Err(FetchFailure::Fatal(e)) => return Err(e),
                 Err(FetchFailure::Soft(why)) => {
@@ -237,8 +237,10 @@ impl Store {
         })
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn fetch_hub(
         &self,
+        id: &str,
         repo: &str,
         hf_file: &str,
         file: &FileSpec,
@@ -279,7 +281,7 @@ impl Store {
             .filter(|n| n.len() == 64 && n.bytes().all(|b| b.is_ascii_hexdigit()))
             .map(str::to_string);
         let expected = if file.sha256.is_empty() { hub_sha.unwrap_or_default() } else { file.sha256.clone() };
-        let result = adopt(&blob, target, &expected, &file.name, progress);
+        let result = adopt(&blob, target, &expected, &file.name, id, progress);
         let _ = fs::remove_dir_all(&cache);
         result.map_err(FetchFailure::Fatal)
     }
@@ -415,7 +417,14 @@ fn short_hub_error(e: &str) -> String {
 }
 
 /// Copy a fetched blob into place through a verified partial file.
-fn adopt(src: &Path, target: &Path, expected: &str, name: &str, progress: &dyn Progress) -> Result<(), StoreError> {
+fn adopt(
+    src: &Path,
+    target: &Path,
+    expected: &str,
+    name: &str,
+    id: &str,
+    progress: &dyn Progress,
+) -> Result<(), StoreError> {
     let partial = partial_path(target);
     let mut guard = PartialFile::create(&partial)?;
     let size = fs::metadata(src).map(|m| m.len()).unwrap_or(0);
@@ -427,7 +436,7 @@ fn adopt(src: &Path, target: &Path, expected: &str, name: &str, progress: &dyn P
             path: src.display().to_string(),
             actual,
             expected: if expected.is_empty() { "a hash from the hub (none was sent)".into() } else { expected.into() },
-            id: name.into(),
+            id: id.into(),
         });
     }
     guard.commit(target)?;

@@ -125,6 +125,7 @@ fn hub_bytes_with_the_wrong_hash_never_land() {
     let entry = cat.default_model();
     let err = store.ensure(entry, &Silent, &Cancel::new()).unwrap_err();
     assert!(matches!(err, StoreError::Mismatch { .. }), "{err}");
+    assert!(err.to_string().contains("duet models pull tiny"), "the fix names the model id: {err}");
     let dir = store.model_dir(entry);
     let left: Vec<_> =
         std::fs::read_dir(&dir).map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name()).collect()).unwrap_or_default();
