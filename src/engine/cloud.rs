@@ -134,7 +134,7 @@ impl CloudBackend {
         let (tx, rx) = mpsc::sync_channel(1024);
         let me = self.clone();
         crate::runtime().spawn(async move {
-            let result = me.run(&req, &cancel, &tx).await;
+            let result = me.run(&req, &cancel, Some(&tx)).await;
             let _ = tx.send(match result {
                 Ok(c) => Event::Done(c),
                 Err(e) => Event::Error(me.scrub(&e.to_string())),
@@ -147,7 +147,7 @@ impl CloudBackend {
         &self,
         req: &GenRequest,
         cancel: &Cancel,
-        tx: &mpsc::SyncSender<Event>,
+        tx: Option<&mpsc::SyncSender<Event>>,
     ) -> Result<Completion, CloudError> {
         let t0 = Instant::now();
         let host = self.host();
@@ -207,7 +207,7 @@ impl CloudBackend {
         &self,
         resp: reqwest::Response,
         cancel: &Cancel,
-        tx: &mpsc::SyncSender<Event>,
+        tx: Option<&mpsc::SyncSender<Event>>,
         t0: Instant,
     ) -> Result<Completion, CloudError> {
         let host = self.host();
@@ -228,7 +228,9 @@ impl CloudBackend {
             .ok_or_else(|| CloudError::Malformed { host: host.clone(), why: "no choices[0].message.content".into() })?
             .to_string();
         let elapsed = t0.elapsed().as_secs_f64() * 1e3;
-        let _ = tx.send(Event::Delta(text.clone()));
+        if let Some(tx) = tx {
+            let _ = tx.send(Event::Delta(text.clone()));
+        }
         let usage = parse_usage(&v["usage"]);
         Ok(Completion {
             finish_reason: parse_finish(choice["finish_reason"].as_str()),
@@ -248,7 +250,7 @@ impl CloudBackend {
         &self,
         resp: reqwest::Response,
         cancel: &Cancel,
-        tx: &mpsc::SyncSender<Event>,
+        tx: Option<&mpsc::SyncSender<Event>>,
         t0: Instant,
     ) -> Result<Completion, CloudError> {
         let host = self.host();
@@ -320,10 +322,13 @@ impl CloudBackend {
                     first.get_or_insert_with(Instant::now);
                     chunks += 1;
                     text.push_str(delta);
-                    if !send(tx, Event::Delta(delta.to_string())).await {
-                        let mut c = cancelled_completion(t0);
-                        c.text = text;
-                        return Ok(c);
+                    // A reader that went away means "stop" (batches pass no reader).
+                    if let Some(tx) = tx {
+                        if !send(tx, Event::Delta(delta.to_string())).await {
+                            let mut c = cancelled_completion(t0);
+                            c.text = text;
+                            return Ok(c);
+                        }
                     }
                 }
             } else if choice.is_null() && v.get("usage").is_none() {
@@ -354,8 +359,8 @@ impl CloudBackend {
                 let (me, gate, cancel) = (self.clone(), gate.clone(), cancel.clone());
                 crate::runtime().spawn(async move {
                     let _slot = gate.acquire_owned().await.map_err(|e| e.to_string())?;
-                    let (tx, _rx) = mpsc::sync_channel(4096);
-                    me.run(&req, &cancel, &tx).await.map_err(|e| me.scrub(&e.to_string()))
+                    // No one reads deltas in a batch: pass no channel rather than one that fills up.
+                    me.run(&req, &cancel, None).await.map_err(|e| me.scrub(&e.to_string()))
                 })
             })
             .collect();

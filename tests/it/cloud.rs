@@ -92,6 +92,11 @@ async fn completions(
             p.in_flight.fetch_sub(1, SeqCst);
             ok_stream()
         }
+        "long" => {
+            let mut body: String = (0..5000).map(|_| format!("data: {}\n\n", chunk("x"))).collect();
+            body.push_str("data: [DONE]\n\n");
+            (StatusCode::OK, [("content-type", "text/event-stream")], body).into_response()
+        }
         "slow" => {
             let parts = (0..50).map(|i| (100, format!("data: {}\n\n", chunk(&format!("w{i} "))))).collect();
             (StatusCode::OK, [("content-type", "text/event-stream")], stream_body(parts)).into_response()
@@ -229,4 +234,7 @@ fn batches_fan_out_with_bounded_concurrency() {
     assert!(results.iter().all(|r| r.as_ref().is_ok_and(|c| c.text == "Hello world")));
     let max = fake.provider.max_in_flight.load(std::sync::atomic::Ordering::SeqCst);
     assert!((2..=3).contains(&max), "at most 3 requests may be in flight, and more than one should be: {max}");
+    // A long answer in a batch (more chunks than any channel would hold) still completes.
+    let long = client(&fake, "long", quick()).complete_many(vec![hello()], 1, &Cancel::new());
+    assert_eq!(long[0].as_ref().map(|c| c.text.len()), Ok(5000));
 }
