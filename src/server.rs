@@ -353,10 +353,10 @@ async fn chat(State(s): State<Arc<AppState>>, headers: HeaderMap, body: Result<B
 }
 
 async fn whole_response(mut rx: mpsc::Receiver<Event>, id: String, created: u64, model: String) -> Response {
-    let mut text = String::new();
     while let Some(event) = rx.recv().await {
         match event {
-            Event::Delta(t) => text.push_str(&t),
+            // The final event carries the whole text.
+            Event::Delta(_) => {}
             Event::Done(c) => {
                 return Json(json!({
                     "id": id, "object": "chat.completion", "created": created, "model": model,
