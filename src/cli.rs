@@ -799,7 +799,7 @@ fn model_info(path: &Path) -> Result<String> {
         ctx,
         human_bytes(f.file_size_bytes),
         types.join(", "),
-        human_bytes(f.file_size_bytes + f.kv_cache_bytes(ctx) + 100 * 1024 * 1024),
+        human_bytes(f.ram_bytes(ctx)),
         ctx
     ))
 }
@@ -810,7 +810,7 @@ fn ram_needed(store: &Store, m: &ModelEntry) -> u64 {
         if let Ok((g, _)) = Gguf::open(&store.file_path(m, m.main_file())) {
             let facts = g.summary();
             let ctx = facts.context_length.min(LoadOptions::default().context_length as u32);
-            return facts.file_size_bytes + facts.kv_cache_bytes(ctx) + 100 * 1024 * 1024;
+            return facts.ram_bytes(ctx);
         }
     }
     m.ram_estimate_bytes()

@@ -160,4 +160,9 @@ impl ModelFacts {
     pub fn kv_cache_bytes(&self, ctx: u32) -> u64 {
         2 * self.n_layers as u64 * ctx as u64 * self.n_kv_head as u64 * self.head_dim as u64 * 4
     }
+
+    /// Memory to run it with a `ctx`-position cache: weights, cache, and ~100 MB of runtime.
+    pub fn ram_bytes(&self, ctx: u32) -> u64 {
+        self.file_size_bytes + self.kv_cache_bytes(ctx) + 100 * 1024 * 1024
+    }
 }
