@@ -87,7 +87,6 @@ unsafe fn dot4_q4_1(w: &QMatrix, r0: usize, a: &QActs, t0: usize, outs: &mut [&m
     let ad: [*const f32; 4] = std::array::from_fn(|k| a.d.as_ptr().add((t0 + k) * nb));
     let as_: [*const f32; 4] = std::array::from_fn(|k| a.s.as_ptr().add((t0 + k) * nb));
     let aq: [*const i16; 4] = std::array::from_fn(|k| a.qs.as_ptr().add((t0 + k) * nb * QK));
-    let mask = _mm_set1_epi8(0x0F);
     let mut scales = [[0f32; 8]; 4];
     let n = outs[0].len();
     for i in 0..n {
@@ -119,15 +118,10 @@ unsafe fn dot4_q4_1(w: &QMatrix, r0: usize, a: &QActs, t0: usize, outs: &mut [&m
                 }
             }
             for j in 0..len {
-                let q = _mm_loadu_si128(wq.add((b + j) * 16) as *const __m128i);
-                let lo = _mm256_cvtepu8_epi16(_mm_and_si128(q, mask));
-                let hi = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(q, 4), mask));
+                let wv = unpack_q4(wq.add((b + j) * 16));
                 for k in 0..4 {
-                    let x = aq[k].add((b + j) * QK);
-                    let x0 = _mm256_loadu_si256(x as *const __m256i);
-                    let x1 = _mm256_loadu_si256(x.add(16) as *const __m256i);
-                    let p = _mm256_add_epi32(_mm256_madd_epi16(lo, x0), _mm256_madd_epi16(hi, x1));
-                    acc[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(scales[k][j]), acc[k]);
+                    let p = madd_block(wv, aq[k].add((b + j) * QK));
+                    acc[k] = _mm256_fmadd_ps(p, _mm256_set1_ps(scales[k][j]), acc[k]);
                 }
             }
             b += len;
@@ -151,14 +145,10 @@ unsafe fn dot4_q8_0(w: &QMatrix, r0: usize, a: &QActs, t0: usize, outs: &mut [&m
         let mut acc = [_mm256_setzero_ps(); 4];
         for b in 0..nb {
             let dw = f16x1(*wd.add(b));
-            let w0 = _mm256_cvtepi8_epi16(_mm_loadu_si128(wq.add(b * 32) as *const __m128i));
-            let w1 = _mm256_cvtepi8_epi16(_mm_loadu_si128(wq.add(b * 32 + 16) as *const __m128i));
+            let wv = unpack_q8(wq.add(b * 32));
             for k in 0..4 {
-                let x = aq[k].add(b * QK);
-                let x0 = _mm256_loadu_si256(x as *const __m256i);
-                let x1 = _mm256_loadu_si256(x.add(16) as *const __m256i);
-                let p = _mm256_add_epi32(_mm256_madd_epi16(w0, x0), _mm256_madd_epi16(w1, x1));
-                acc[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw * *ad[k].add(b)), acc[k]);
+                let p = madd_block(wv, aq[k].add(b * QK));
+                acc[k] = _mm256_fmadd_ps(p, _mm256_set1_ps(dw * *ad[k].add(b)), acc[k]);
             }
         }
         for k in 0..4 {
@@ -200,30 +190,45 @@ unsafe fn hsum(v: __m256) -> f32 {
     _mm_cvtss_f32(s)
 }
 
-/// Σ over one block of 32 (4-bit weights × 16-bit activations), as 8 f32 lanes.
+/// A 4-bit block's 32 weights as two vectors of 16-bit lanes (elements 0–15, 16–31).
 #[inline]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn block_q4(wq: *const u8, xq: *const i16) -> __m256 {
+#[target_feature(enable = "avx2")]
+unsafe fn unpack_q4(wq: *const u8) -> (__m256i, __m256i) {
     let mask = _mm_set1_epi8(0x0F);
     let q = _mm_loadu_si128(wq as *const __m128i);
     let lo = _mm256_cvtepu8_epi16(_mm_and_si128(q, mask));
     let hi = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(q, 4), mask));
-    let x0 = _mm256_loadu_si256(xq as *const __m256i);
-    let x1 = _mm256_loadu_si256(xq.add(16) as *const __m256i);
-    let p = _mm256_add_epi32(_mm256_madd_epi16(lo, x0), _mm256_madd_epi16(hi, x1));
-    _mm256_cvtepi32_ps(p)
+    (lo, hi)
 }
 
-/// Σ over one block of 32 (8-bit weights × 16-bit activations).
+/// An 8-bit block's 32 weights as two vectors of 16-bit lanes.
 #[inline]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn block_q8(wq: *const u8, xq: *const i16) -> __m256 {
+#[target_feature(enable = "avx2")]
+unsafe fn unpack_q8(wq: *const u8) -> (__m256i, __m256i) {
     let w0 = _mm256_cvtepi8_epi16(_mm_loadu_si128(wq as *const __m128i));
     let w1 = _mm256_cvtepi8_epi16(_mm_loadu_si128(wq.add(16) as *const __m128i));
+    (w0, w1)
+}
+
+/// Σ over one block of 32 (unpacked weights × 16-bit activations), as 8 f32 lanes.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn madd_block((w0, w1): (__m256i, __m256i), xq: *const i16) -> __m256 {
     let x0 = _mm256_loadu_si256(xq as *const __m256i);
     let x1 = _mm256_loadu_si256(xq.add(16) as *const __m256i);
-    let p = _mm256_add_epi32(_mm256_madd_epi16(w0, x0), _mm256_madd_epi16(w1, x1));
-    _mm256_cvtepi32_ps(p)
+    _mm256_cvtepi32_ps(_mm256_add_epi32(_mm256_madd_epi16(w0, x0), _mm256_madd_epi16(w1, x1)))
+}
+
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn block_q4(wq: *const u8, xq: *const i16) -> __m256 {
+    madd_block(unpack_q4(wq), xq)
+}
+
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn block_q8(wq: *const u8, xq: *const i16) -> __m256 {
+    madd_block(unpack_q8(wq), xq)
 }
 
 #[inline]
