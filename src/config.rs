@@ -87,6 +87,44 @@ pub struct Settings {
     /// Requests in flight at once when a batch job uses a cloud backend.
     #[serde(default = "default_concurrency")]
     pub cloud_concurrency: usize,
+    /// What the desktop app remembers.
+    #[serde(default)]
+    pub app: AppSettings,
+}
+
+/// The desktop app's remembered choices.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
+#[serde(default)]
+pub struct AppSettings {
+    /// "system", "light" or "dark".
+    pub theme: String,
+    /// No network at all: no downloads, no cloud.
+    pub offline: bool,
+    /// A catalog id or the path of a .gguf file; empty = the catalog's default.
+    pub default_model: String,
+    /// .gguf files the user added from disk.
+    pub local_files: Vec<String>,
+    pub system_prompt: String,
+    pub temperature: f32,
+    pub top_p: f32,
+    pub max_tokens: usize,
+    pub seed: u64,
+}
+
+impl Default for AppSettings {
+    fn default() -> Self {
+        AppSettings {
+            theme: "system".into(),
+            offline: false,
+            default_model: String::new(),
+            local_files: Vec::new(),
+            system_prompt: String::new(),
+            temperature: 0.7,
+            top_p: 0.95,
+            max_tokens: 512,
+            seed: 42,
+        }
+    }
 }
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
@@ -127,7 +165,7 @@ fn default_concurrency() -> usize {
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { cloud: default_profiles(), cloud_concurrency: default_concurrency() }
+        Settings { cloud: default_profiles(), cloud_concurrency: default_concurrency(), app: AppSettings::default() }
     }
 }
 

@@ -6,11 +6,14 @@ pub mod bench;
 pub mod catalog;
 pub mod cli;
 pub mod config;
+pub mod db;
 pub mod engine;
 pub mod progress;
 pub mod secret;
 pub mod server;
 pub mod store;
+pub mod tasks;
+pub mod ui;
 
 /// The one tokio runtime for HTTP (cloud client and server); model math stays on its own threads.
 pub fn runtime() -> &'static tokio::runtime::Runtime {

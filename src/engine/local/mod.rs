@@ -314,6 +314,57 @@ impl LocalModel {
         Ok(self.completion(text, finish, ids.len(), completion_tokens, reused, timings, dropped_messages))
     }
 
+    /// Log-probability of each continuation (token ids) as the start of the
+    /// assistant's answer to `messages`. The conversation's KV cache is kept,
+    /// so the next call that shares its prefix (the same instruction with
+    /// another review) computes only what differs.
+    pub fn score_continuations(
+        &mut self,
+        messages: &[Message],
+        continuations: &[Vec<u32>],
+    ) -> Result<Scores, EngineError> {
+        let ids = self.encode_chat(messages)?;
+        let longest = continuations.iter().map(Vec::len).max().unwrap_or(0);
+        if ids.len() + longest > self.context_length {
+            return Err(EngineError::TooLong { tokens: ids.len() + longest, context: self.context_length });
+        }
+        let (last, reused) = self.prefill(&ids)?;
+        let first = log_softmax(&last);
+        let n = ids.len();
+        let mut logprobs = Vec::with_capacity(continuations.len());
+        for cont in continuations {
+            let Some((&head, rest)) = cont.split_first() else {
+                logprobs.push(f64::NEG_INFINITY);
+                continue;
+            };
+            let mut sum = first[head as usize];
+            if !rest.is_empty() {
+                let inputs = &cont[..cont.len() - 1];
+                let rows = match self.weights.forward_all(inputs, n) {
+                    Some(all) => all.chunks_exact(all.len() / inputs.len()).map(<[f32]>::to_vec).collect(),
+                    None => {
+                        // candle's models only append to their cache: score from a fresh prefill.
+                        self.cached.clear();
+                        self.prefill(&ids)?;
+                        let mut rows = Vec::with_capacity(inputs.len());
+                        for (i, &id) in inputs.iter().enumerate() {
+                            rows.push(self.weights.forward(&[id], n + i, &self.device)?);
+                        }
+                        self.cached.clear();
+                        rows
+                    }
+                };
+                for (row, &next) in rows.iter().zip(rest) {
+                    sum += log_softmax(row)[next as usize];
+                }
+                // The continuation's keys are past the prompt; the next forward overwrites them.
+                self.cached.truncate(n);
+            }
+            logprobs.push(sum);
+        }
+        Ok(Scores { logprobs, prompt_tokens: n, cached_tokens: reused })
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn completion(
         &self,
@@ -333,6 +384,22 @@ impl LocalModel {
             dropped_messages,
         }
     }
+}
+
+/// What [`LocalModel::score_continuations`] found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scores {
+    /// Sum of the continuation tokens' log-probabilities, one per continuation.
+    pub logprobs: Vec<f64>,
+    pub prompt_tokens: usize,
+    /// Prompt tokens whose KV cache was reused.
+    pub cached_tokens: usize,
+}
+
+fn log_softmax(logits: &[f32]) -> Vec<f64> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let log_sum = logits.iter().map(|&l| (l as f64 - max).exp()).sum::<f64>().ln() + max;
+    logits.iter().map(|&l| l as f64 - log_sum).collect()
 }
 
 fn rate(tokens: usize, ms: f64) -> f64 {
@@ -368,6 +435,9 @@ fn safe_emit_len(text: &str, stops: &[String]) -> usize {
 
 enum Job {
     Generate { req: GenRequest, cancel: Cancel, reply: mpsc::SyncSender<Event> },
+    Score { messages: Vec<Message>, continuations: Vec<Vec<u32>>, reply: mpsc::SyncSender<Result<Scores, String>> },
+    Tokenize { text: String, reply: mpsc::SyncSender<Result<Vec<u32>, String>> },
+    Decode { ids: Vec<u32>, reply: mpsc::SyncSender<String> },
 }
 
 /// A model on its own thread. Cheap to clone; all clones talk to one worker.
@@ -411,6 +481,16 @@ impl LocalEngine {
                             };
                             let _ = reply.send(event);
                         }
+                        Job::Score { messages, continuations, reply } => {
+                            let _ = reply
+                                .send(model.score_continuations(&messages, &continuations).map_err(|e| e.to_string()));
+                        }
+                        Job::Tokenize { text, reply } => {
+                            let _ = reply.send(model.tokenizer.encode_text(&text).map_err(|e| e.to_string()));
+                        }
+                        Job::Decode { ids, reply } => {
+                            let _ = reply.send(model.tokenizer.decode(&ids));
+                        }
                     }
                 }
             })
@@ -431,6 +511,27 @@ impl LocalEngine {
     /// Generate and wait for the whole answer.
     pub fn complete(&self, req: GenRequest, cancel: Cancel) -> Result<Completion, String> {
         Backend::complete(self, req, cancel)
+    }
+
+    /// Log-probabilities of continuations of the assistant's answer (see
+    /// [`LocalModel::score_continuations`]); waits for the worker.
+    pub fn score(&self, messages: Vec<Message>, continuations: Vec<Vec<u32>>) -> Result<Scores, String> {
+        self.ask(|reply| Job::Score { messages, continuations, reply })?
+    }
+
+    /// Token ids of plain text (no special tokens).
+    pub fn tokenize(&self, text: &str) -> Result<Vec<u32>, String> {
+        self.ask(|reply| Job::Tokenize { text: text.to_string(), reply })?
+    }
+
+    pub fn decode(&self, ids: &[u32]) -> Result<String, String> {
+        self.ask(|reply| Job::Decode { ids: ids.to_vec(), reply })
+    }
+
+    fn ask<T>(&self, job: impl FnOnce(mpsc::SyncSender<T>) -> Job) -> Result<T, String> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.jobs.send(job(tx)).map_err(|_| EngineError::WorkerGone.to_string())?;
+        rx.recv().map_err(|_| EngineError::WorkerGone.to_string())
     }
 }
 

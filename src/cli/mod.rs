@@ -20,6 +20,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
+mod classify;
+mod compare;
+
 #[derive(Parser, Debug)]
 #[command(name = "duet", version, about = "A small open model on your own computer, with a cloud model beside it.")]
 pub struct Cli {
@@ -36,6 +39,12 @@ pub enum Command {
     Ask(AskArgs),
     /// Talk with the model in the terminal. /reset clears, /system sets the system prompt.
     Chat(ChatArgs),
+    /// Label every review in a file (or --example) and count them; with a label column, measure mistakes.
+    Classify(classify::ClassifyArgs),
+    /// One prompt to several backends side by side: answers, speed, tokens, cost, where the data went.
+    Compare(compare::CompareArgs),
+    /// Open the desktop app (what `duet` with no arguments does).
+    Gui,
     /// Show the token ids (and pieces) a model sees for a text.
     Tokenize(TokenizeArgs),
     /// Serve the local model over OpenAI's HTTP API (127.0.0.1 by default).
@@ -300,19 +309,26 @@ fn dispatch(cli: Cli) -> Result<()> {
     let store = Store::new(paths, cli.offline);
     let catalog = Catalog::builtin()?;
     match cli.command {
-        // Until the desktop window lands, no arguments means a terminal chat with its defaults.
-        None => match Cli::try_parse_from(["duet", "chat"]).map(|c| c.command) {
-            Ok(Some(Command::Chat(a))) => chat(&store, &catalog, a),
-            _ => bail!("could not start the chat"),
-        },
         Some(Command::Ask(a)) => ask(&store, &catalog, a),
         Some(Command::Chat(a)) => chat(&store, &catalog, a),
         Some(Command::Tokenize(a)) => tokenize(&store, &catalog, a),
+        Some(Command::Classify(a)) => classify::classify(&store, &catalog, a),
+        Some(Command::Compare(a)) => compare::compare(&store, &catalog, a),
+        None | Some(Command::Gui) => gui(store.paths(), cli.offline),
         Some(Command::Models(m)) => models(&store, &catalog, m),
         Some(Command::Bench(a)) => bench(&store, &catalog, a),
         Some(Command::Serve(a)) => serve(&store, &catalog, a),
         Some(Command::Cloud(c)) => cloud(store.paths(), c),
     }
+}
+
+/// The desktop app; `--offline` turns offline mode on for this session.
+fn gui(paths: &Paths, offline: bool) -> Result<()> {
+    let mut services = crate::ui::services::Services::open(paths.clone())?;
+    if offline {
+        services.settings.app.offline = true;
+    }
+    crate::ui::run(services)
 }
 
 /// A `--model` value: a catalog id, or a path to a .gguf file.

@@ -1,0 +1,316 @@
+//! `duet classify`: label every row of a file, print the counts (and, when the
+//! file has labels, how often the model was wrong), keep the run in the database.
+
+use super::{interrupt, resolve_model, start_engine};
+use crate::catalog::Catalog;
+use crate::config::{Paths, Settings};
+use crate::db::Db;
+use crate::engine::cloud::CloudOptions;
+use crate::progress::TerminalBar;
+use crate::store::Store;
+use crate::tasks::classify::{
+    agreement, export_csv, parse_labels, summarize, Classifier, ClassifyConfig, CloudClassifier, LocalClassifier,
+    RunConfig, Summary, EXAMPLE_REVIEWS,
+};
+use crate::tasks::input::Table;
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+
+#[derive(Args, Debug)]
+pub struct ClassifyArgs {
+    /// CSV, TSV, TXT (one review per line) or JSONL file.
+    pub file: Option<PathBuf>,
+    /// Classify the course's five example reviews instead of a file.
+    #[arg(long, conflicts_with = "file")]
+    pub example: bool,
+    /// The column holding the review text (default: "text", "review", … or the first).
+    #[arg(long)]
+    pub column: Option<String>,
+    /// A column with the right answers: prints accuracy, confusion and mistakes.
+    #[arg(long)]
+    pub label_column: Option<String>,
+    /// The labels to choose from, comma-separated.
+    #[arg(long, default_value = "positive,negative")]
+    pub labels: String,
+    /// `local`, `cloud` (the first profile) or `cloud:NAME`. Give two to compare them.
+    #[arg(long, default_values_t = vec!["local".to_string()])]
+    pub backend: Vec<String>,
+    /// The prompt; {review} marks where each review goes (default: the course's wording).
+    #[arg(long)]
+    pub instruction: Option<String>,
+    /// Don't correct the model's bias toward some labels.
+    #[arg(long)]
+    pub no_calibrate: bool,
+    /// Longer reviews are cut to this many tokens (and flagged).
+    #[arg(long, default_value_t = 512)]
+    pub max_review_tokens: usize,
+    /// Write the rows with their labels here (CSV).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Continue an interrupted run (its id is printed when it stops).
+    #[arg(long, conflicts_with_all = ["file", "example"])]
+    pub resume: Option<i64>,
+    #[command(flatten)]
+    pub model: super::ModelArg,
+    /// Threads for the math (default: one per physical core).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+}
+
+pub fn classify(store: &Store, catalog: &Catalog, a: ClassifyArgs) -> Result<()> {
+    let paths = store.paths().clone();
+    let mut db = Db::open_default(&paths)?;
+    let mut runs = Vec::new();
+    if let Some(run_id) = a.resume {
+        let info = db.run(run_id)?;
+        let config: RunConfig = serde_json::from_str(&info.config_json).context("the run's settings are unreadable")?;
+        if info.status == "done" {
+            eprintln!("run {run_id} was already finished");
+        }
+        let table = Table::open(std::path::Path::new(&info.source))?;
+        let mut classifier = make_classifier(store, catalog, &paths, &info.backend, &config.classify, &a)?;
+        run_one(&mut db, run_id, table, &config, classifier.as_mut(), a.json)?;
+        runs.push((run_id, info.backend.clone()));
+    } else {
+        let source = match (&a.file, a.example) {
+            (Some(f), _) => f.clone(),
+            (None, true) => write_example(&paths)?,
+            (None, false) => {
+                bail!("give a file to classify (CSV, TSV, TXT or JSONL), or --example for the course's five reviews")
+            }
+        };
+        let (labels, repeats) = parse_labels(&a.labels)?;
+        if !repeats.is_empty() {
+            eprintln!("note: {} listed twice; each label counts once", repeats.join(", "));
+        }
+        let mut classify = ClassifyConfig::new(labels);
+        if let Some(i) = &a.instruction {
+            classify.instruction = if i.contains("{review}") { i.clone() } else { format!("{i}\n\n{{review}}") };
+        }
+        classify.calibrate = !a.no_calibrate;
+        classify.max_review_tokens = a.max_review_tokens.max(1);
+        for backend in &a.backend {
+            let table = Table::open(&source)?;
+            let text_column = match &a.column {
+                Some(c) => table.headers[table.column(c)?].clone(),
+                None => table.headers[table.guess_text_column()].clone(),
+            };
+            if let Some(c) = &a.label_column {
+                table.column(c)?;
+            }
+            let config = RunConfig {
+                classify: classify.clone(),
+                text_column,
+                label_column: a.label_column.clone(),
+                headers: table.headers.clone(),
+            };
+            let mut classifier = make_classifier(store, catalog, &paths, backend, &config.classify, &a)?;
+            let abs = std::fs::canonicalize(&source).unwrap_or(source.clone());
+            let run_id = db.create_run(&abs.to_string_lossy(), backend, &serde_json::to_string(&config)?)?;
+            run_one(&mut db, run_id, table, &config, classifier.as_mut(), a.json)?;
+            runs.push((run_id, backend.clone()));
+        }
+    }
+    report(&db, &runs, &a)
+}
+
+fn write_example(paths: &Paths) -> Result<PathBuf> {
+    let path = paths.data_dir.join("example-reviews.txt");
+    std::fs::create_dir_all(&paths.data_dir)?;
+    std::fs::write(&path, EXAMPLE_REVIEWS.join("\n") + "\n")?;
+    Ok(path)
+}
+
+fn make_classifier(
+    store: &Store,
+    catalog: &Catalog,
+    paths: &Paths,
+    backend: &str,
+    config: &ClassifyConfig,
+    a: &ClassifyArgs,
+) -> Result<Box<dyn Classifier>> {
+    if backend == "local" {
+        let path = resolve_model(store, catalog, a.model.model.as_deref())?;
+        let engine = start_engine(&path, 4096, a.threads)?;
+        return Ok(Box::new(LocalClassifier::new(engine, config.clone())?));
+    }
+    let Some(rest) = backend.strip_prefix("cloud") else {
+        bail!("unknown backend '{backend}': use local, cloud or cloud:NAME");
+    };
+    if store.offline() {
+        bail!("offline mode is on; the cloud backend needs the network. Drop --offline or use --backend local.");
+    }
+    let settings = Settings::load(paths)?;
+    let name = rest.strip_prefix(':');
+    let profile = match name {
+        Some(n) => settings.profile(n).cloned(),
+        None => settings.cloud.first().cloned(),
+    }
+    .ok_or_else(|| {
+        anyhow::anyhow!(
+            "there is no cloud profile {}; add one with `duet cloud add NAME --base-url URL --model MODEL`",
+            name.unwrap_or("")
+        )
+    })?;
+    let cloud = crate::engine::cloud::backend_for(&profile, CloudOptions { stream: false, ..CloudOptions::default() });
+    if std::io::stderr().is_terminal() {
+        eprintln!("(reviews are sent to {})", cloud.host());
+    }
+    Ok(Box::new(CloudClassifier::new(cloud, config.clone(), interrupt().0.clone())?))
+}
+
+fn run_one(
+    db: &mut Db,
+    run_id: i64,
+    table: Table,
+    config: &RunConfig,
+    classifier: &mut dyn Classifier,
+    quiet: bool,
+) -> Result<()> {
+    let bar = TerminalBar::new();
+    let silent = crate::progress::Silent;
+    let progress: &dyn crate::progress::Progress = if quiet { &silent } else { &bar };
+    let outcome = crate::tasks::classify::run_table(db, run_id, table, config, classifier, progress, &interrupt().0)?;
+    if !outcome.finished {
+        bail!("stopped; {} rows are saved. Continue with: duet classify --resume {run_id}", db.run(run_id)?.rows);
+    }
+    if !quiet && outcome.seconds > 0.0 {
+        eprintln!(
+            "run {run_id}: {} rows in {:.1} s ({:.1} rows/s) with {}",
+            outcome.classified_now,
+            outcome.seconds,
+            outcome.classified_now as f64 / outcome.seconds,
+            classifier.backend_label()
+        );
+    }
+    Ok(())
+}
+
+fn report(db: &Db, runs: &[(i64, String)], a: &ClassifyArgs) -> Result<()> {
+    let mut summaries = Vec::new();
+    for (run_id, backend) in runs {
+        let info = db.run(*run_id)?;
+        let config: RunConfig = serde_json::from_str(&info.config_json)?;
+        let rows = db.run_rows(*run_id)?;
+        let summary = summarize(&config.classify.labels, &rows);
+        if let Some(out) = &a.out {
+            // With several backends, each run gets its own file: results.csv, results.cloud.csv, …
+            let path = if summaries.is_empty() {
+                out.clone()
+            } else {
+                out.with_extension(format!("{}.csv", backend.replace(':', "-")))
+            };
+            let mut f = std::fs::File::create(&path).with_context(|| format!("could not write {}", path.display()))?;
+            export_csv(&config.headers, &rows, &mut f).map_err(anyhow::Error::msg)?;
+            eprintln!("wrote {}", path.display());
+        }
+        summaries.push((*run_id, backend.clone(), summary, rows));
+    }
+    let agree = match summaries.as_slice() {
+        [a, b, ..] => Some(agreement(&a.3, &b.3)),
+        _ => None,
+    };
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        let runs: Vec<_> = summaries
+            .iter()
+            .map(|(id, backend, s, rows)| {
+                let skipped: Vec<_> = rows.iter().filter(|r| r.label.is_none()).map(|r| (r.row_index, &r.note)).collect();
+                serde_json::json!({"run": id, "backend": backend, "summary": s, "sentence": s.sentence(), "skipped_rows": skipped})
+            })
+            .collect();
+        writeln!(out, "{}", serde_json::to_string_pretty(&serde_json::json!({"runs": runs, "agreement": agree}))?)?;
+        return Ok(());
+    }
+    for (id, backend, s, rows) in &summaries {
+        if summaries.len() > 1 {
+            writeln!(out, "── run {id}: {backend}")?;
+        }
+        writeln!(out, "{}", s.sentence())?;
+        print_notes(&mut out, s, rows)?;
+        print_evaluation(&mut out, s, rows)?;
+    }
+    if let Some(g) = agree {
+        if g.rows > 0 {
+            writeln!(
+                out,
+                "The two backends agree on {} of {} rows ({:.0}%).",
+                g.agree,
+                g.rows,
+                100.0 * g.agree as f64 / g.rows as f64
+            )?;
+            for (i, text, la, lb) in g.differ.iter().take(10) {
+                writeln!(out, "  row {}: {la} vs {lb}: {}", i + 1, ellipsis(text, 70))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print_notes(out: &mut dyn Write, s: &Summary, rows: &[crate::db::RunRow]) -> Result<()> {
+    if s.skipped > 0 {
+        writeln!(out, "Skipped {} rows:", s.skipped)?;
+        for r in rows.iter().filter(|r| r.label.is_none()).take(10) {
+            writeln!(out, "  row {}: {}", r.row_index + 1, r.note)?;
+        }
+    }
+    if s.flagged > 0 {
+        writeln!(out, "Flagged {} rows:", s.flagged)?;
+        for r in rows.iter().filter(|r| r.label.is_some() && !r.note.is_empty()).take(10) {
+            writeln!(out, "  row {}: {}", r.row_index + 1, r.note)?;
+        }
+    }
+    Ok(())
+}
+
+fn print_evaluation(out: &mut dyn Write, s: &Summary, rows: &[crate::db::RunRow]) -> Result<()> {
+    let Some(e) = &s.evaluation else { return Ok(()) };
+    writeln!(out, "Accuracy: {:.1}% on {} labeled rows", 100.0 * e.accuracy, e.rows)?;
+    if e.unknown_gold > 0 {
+        writeln!(out, "({} rows have a known label outside the label set and were left out)", e.unknown_gold)?;
+    }
+    writeln!(out, "{:<14} {:>9} {:>7} {:>7}", "label", "precision", "recall", "rows")?;
+    for (l, p, r, n) in &e.per_label {
+        writeln!(out, "{:<14} {:>8.1}% {:>6.1}% {:>7}", ellipsis(l, 14), 100.0 * p, 100.0 * r, n)?;
+    }
+    write!(out, "confusion (rows: true label, columns: predicted)\n{:<14}", "")?;
+    for l in &s.labels {
+        write!(out, " {:>10}", ellipsis(l, 10))?;
+    }
+    writeln!(out, " {:>10}", "other")?;
+    for (l, row) in s.labels.iter().zip(&e.confusion) {
+        write!(out, "{:<14}", ellipsis(l, 14))?;
+        for c in row {
+            write!(out, " {c:>10}")?;
+        }
+        writeln!(out)?;
+    }
+    if !e.mistakes.is_empty() {
+        writeln!(out, "Mistakes ({}):", e.mistakes.len())?;
+        for r in rows.iter().filter(|r| e.mistakes.contains(&r.row_index)).take(20) {
+            writeln!(
+                out,
+                "  row {}: said {} ({:.0}%), expected {}: {}",
+                r.row_index + 1,
+                r.label.as_deref().unwrap_or("-"),
+                100.0 * r.confidence.unwrap_or(0.0),
+                r.gold.as_deref().unwrap_or("-"),
+                ellipsis(&r.text, 60)
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn ellipsis(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        s.chars().take(n.saturating_sub(1)).collect::<String>() + "…"
+    }
+}

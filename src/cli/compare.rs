@@ -1,0 +1,132 @@
+//! `duet compare "prompt" --backend local --backend cloud:NAME`: both answers
+//! and a table of time to first token, speed, tokens, cost and where the data went.
+
+use super::{interrupt, resolve_model, start_engine};
+use crate::catalog::Catalog;
+use crate::config::Settings;
+use crate::db::Db;
+use crate::engine::cloud::CloudOptions;
+use crate::engine::{GenRequest, Message, SamplingParams};
+use crate::store::Store;
+use crate::tasks::compare::{Comparison, Contender};
+use anyhow::{bail, Result};
+use clap::Args;
+use std::io::Write;
+
+#[derive(Args, Debug)]
+pub struct CompareArgs {
+    pub prompt: String,
+    /// `local`, `cloud` (the first profile) or `cloud:NAME`; repeat for each column.
+    #[arg(long, default_values_t = vec!["local".to_string(), "cloud".to_string()])]
+    pub backend: Vec<String>,
+    #[arg(long, short = 's')]
+    pub system: Option<String>,
+    #[arg(long, short = 't', default_value_t = 0.0)]
+    pub temperature: f32,
+    #[arg(long, default_value_t = 512)]
+    pub max_tokens: usize,
+    #[command(flatten)]
+    pub model: super::ModelArg,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn compare(store: &Store, catalog: &Catalog, a: CompareArgs) -> Result<()> {
+    if a.prompt.trim().is_empty() {
+        bail!("the prompt is empty; write one, e.g. duet compare \"Explain RAG in one sentence\"");
+    }
+    let settings = Settings::load(store.paths())?;
+    let mut contenders = Vec::new();
+    for spec in &a.backend {
+        if spec == "local" {
+            let path = resolve_model(store, catalog, a.model.model.as_deref())?;
+            let engine = start_engine(&path, 4096, 0)?;
+            contenders.push(Contender { spec: spec.clone(), backend: Box::new(engine), prices: None });
+            continue;
+        }
+        let Some(rest) = spec.strip_prefix("cloud") else {
+            bail!("unknown backend '{spec}': use local, cloud or cloud:NAME");
+        };
+        if store.offline() {
+            bail!("offline mode is on; '{spec}' needs the network. Drop --offline or compare local models only.");
+        }
+        let name = rest.strip_prefix(':');
+        let profile = match name {
+            Some(n) => settings.profile(n),
+            None => settings.cloud.first(),
+        }
+        .ok_or_else(|| {
+            anyhow::anyhow!("there is no cloud profile {}; add one with `duet cloud add`", name.unwrap_or(""))
+        })?;
+        let backend = crate::engine::cloud::backend_for(profile, CloudOptions::default());
+        let spec = format!("cloud:{}", profile.name);
+        contenders.push(Contender {
+            spec,
+            backend: Box::new(backend),
+            prices: Some((profile.usd_per_m_input, profile.usd_per_m_output)),
+        });
+    }
+    let system = a.system.clone().unwrap_or_default();
+    let mut messages = Vec::new();
+    if !system.is_empty() {
+        messages.push(Message::new("system", &system));
+    }
+    messages.push(Message::new("user", &a.prompt));
+    let mut req = GenRequest::new(messages);
+    req.sampling = SamplingParams { temperature: a.temperature, ..SamplingParams::default() };
+    req.max_tokens = a.max_tokens;
+    let mut cmp = Comparison::start(contenders, &a.prompt, &system, req);
+    // Ctrl-C stops every column.
+    let (cancel, watch) = (interrupt().0.clone(), cmp.cancel.clone());
+    std::thread::spawn(move || loop {
+        if cancel.is_cancelled() {
+            watch.cancel();
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    });
+    cmp.wait();
+    let id = Db::open_default(store.paths()).and_then(|db| cmp.save(&db)).ok();
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        let v = serde_json::json!({"comparison": id, "prompt": a.prompt, "columns": cmp.columns});
+        writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+        return Ok(());
+    }
+    for (i, c) in cmp.columns.iter().enumerate() {
+        writeln!(out, "── {} {} ({})", (b'A' + i as u8) as char, c.label, c.location_text())?;
+        match &c.error {
+            Some(e) => writeln!(out, "error: {e}")?,
+            None => writeln!(out, "{}", c.text.trim())?,
+        }
+        writeln!(out)?;
+    }
+    writeln!(
+        out,
+        "{:<3} {:>9} {:>8} {:>8} {:>7} {:>7} {:>10}  where",
+        "", "1st tok", "total", "tok/s", "prompt", "answer", "cost"
+    )?;
+    for (i, c) in cmp.columns.iter().enumerate() {
+        let cost = match c.cost_usd {
+            None => "$0 (free)".to_string(),
+            Some(v) => format!("${v:.5}"),
+        };
+        writeln!(
+            out,
+            "{:<3} {:>7.0}ms {:>7.1}s {:>8.1} {:>7} {:>7} {:>10}  {}",
+            (b'A' + i as u8) as char,
+            c.ttft_ms,
+            c.total_ms / 1e3,
+            c.tok_per_s,
+            c.prompt_tokens,
+            c.completion_tokens,
+            cost,
+            if c.error.is_some() { "failed".to_string() } else { c.location_text() }
+        )?;
+    }
+    if cmp.columns.iter().all(|c| c.error.is_some()) {
+        bail!("every backend failed");
+    }
+    Ok(())
+}

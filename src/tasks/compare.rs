@@ -1,0 +1,352 @@
+//! One prompt, several backends at once: the answers stream side by side and
+//! each column gets its own time to first token, speed, tokens, cost and where
+//! the data went. Each backend runs on its own thread, so a slow local model
+//! never holds up a cloud answer (or the other way round).
+//!
+//! The user's verdicts become preference pairs (`{"prompt","chosen","rejected"}`),
+//! the format RLHF/DPO training reads.
+
+use crate::db::{Db, JudgedComparison};
+use crate::engine::{Backend, Cancel, Completion, Event, GenRequest};
+use serde::{Deserialize, Serialize};
+use std::sync::mpsc;
+use std::time::Instant;
+
+/// One backend to ask.
+pub struct Contender {
+    /// "local" or "cloud:NAME" (stored, to tally verdicts per backend).
+    pub spec: String,
+    pub backend: Box<dyn Backend>,
+    /// US dollars per million input and output tokens; None when free (local).
+    pub prices: Option<(f64, f64)>,
+}
+
+/// One column of a comparison.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Column {
+    pub spec: String,
+    /// Which model ("SmolLM2-135M-Instruct.Q4_1.gguf", "gpt-4o-mini · api.openai.com").
+    pub label: String,
+    /// "on this computer" or "sent to HOST".
+    pub location: String,
+    pub text: String,
+    pub error: Option<String>,
+    pub done: bool,
+    pub ttft_ms: f64,
+    pub total_ms: f64,
+    pub tok_per_s: f64,
+    pub prompt_tokens: usize,
+    pub completion_tokens: usize,
+    /// None when the backend is free (local); Some(0.0) when a cloud price is unknown.
+    pub cost_usd: Option<f64>,
+}
+
+impl Column {
+    /// "free — stayed on this computer" / "$0.00012 — sent to api.openai.com".
+    pub fn cost_text(&self) -> String {
+        match self.cost_usd {
+            None => format!("$0 (free) — {}", self.location_text()),
+            Some(c) => format!("${c:.5} — {}", self.location_text()),
+        }
+    }
+
+    pub fn location_text(&self) -> String {
+        if self.location == "on this computer" {
+            "stayed on this computer".to_string()
+        } else {
+            self.location.clone()
+        }
+    }
+}
+
+/// What arrives while a comparison runs: (column, update).
+pub enum Update {
+    Delta(usize, String),
+    Done(usize, Completion),
+    Error(usize, String),
+}
+
+/// A comparison in progress: columns fill as updates arrive.
+pub struct Comparison {
+    pub prompt: String,
+    pub system_prompt: String,
+    pub columns: Vec<Column>,
+    started: Instant,
+    first_delta: Vec<Option<f64>>,
+    prices: Vec<Option<(f64, f64)>>,
+    rx: mpsc::Receiver<Update>,
+    pub cancel: Cancel,
+}
+
+impl Comparison {
+    /// Send `req` to every contender at once.
+    pub fn start(contenders: Vec<Contender>, prompt: &str, system_prompt: &str, req: GenRequest) -> Comparison {
+        let (tx, rx) = mpsc::channel();
+        let cancel = Cancel::new();
+        let mut columns = Vec::new();
+        let mut prices = Vec::new();
+        for (i, c) in contenders.into_iter().enumerate() {
+            columns.push(Column {
+                spec: c.spec.clone(),
+                label: c.backend.label(),
+                location: c.backend.data_location().to_string(),
+                ..Column::default()
+            });
+            prices.push(c.prices);
+            let (out, req, cancel) = (tx.clone(), req.clone(), cancel.clone());
+            let spawned = std::thread::Builder::new().name(format!("duet-compare-{i}")).spawn(move || {
+                for event in c.backend.generate(req, cancel) {
+                    let update = match event {
+                        Event::Delta(t) => Update::Delta(i, t),
+                        Event::Done(done) => Update::Done(i, done),
+                        Event::Error(e) => Update::Error(i, e),
+                    };
+                    if out.send(update).is_err() {
+                        return;
+                    }
+                }
+            });
+            if spawned.is_err() {
+                let _ = tx.send(Update::Error(i, "could not start a thread for this backend".into()));
+            }
+        }
+        let n = columns.len();
+        Comparison {
+            prompt: prompt.to_string(),
+            system_prompt: system_prompt.to_string(),
+            columns,
+            started: Instant::now(),
+            first_delta: vec![None; n],
+            prices,
+            rx,
+            cancel,
+        }
+    }
+
+    pub fn finished(&self) -> bool {
+        self.columns.iter().all(|c| c.done)
+    }
+
+    /// Take in what arrived; returns true when something changed.
+    pub fn poll(&mut self) -> bool {
+        let mut changed = false;
+        while let Ok(u) = self.rx.try_recv() {
+            self.apply(u);
+            changed = true;
+        }
+        changed
+    }
+
+    /// Wait for every column (CLI and tests).
+    pub fn wait(&mut self) {
+        while !self.finished() {
+            match self.rx.recv() {
+                Ok(u) => self.apply(u),
+                Err(_) => {
+                    for c in self.columns.iter_mut().filter(|c| !c.done) {
+                        c.error = Some("the backend stopped without an answer".into());
+                        c.done = true;
+                    }
+                }
+            }
+        }
+    }
+
+    fn apply(&mut self, u: Update) {
+        let now_ms = self.started.elapsed().as_secs_f64() * 1e3;
+        match u {
+            Update::Delta(i, t) => {
+                if self.first_delta[i].is_none() {
+                    self.first_delta[i] = Some(now_ms);
+                }
+                self.columns[i].text.push_str(&t);
+            }
+            Update::Done(i, done) => {
+                let col = &mut self.columns[i];
+                // Time to first token as this user saw it (network included).
+                let ttft = self.first_delta[i].unwrap_or(now_ms);
+                col.text = done.text;
+                col.done = true;
+                col.ttft_ms = ttft;
+                col.total_ms = now_ms;
+                col.prompt_tokens = done.usage.prompt_tokens;
+                col.completion_tokens = done.usage.completion_tokens;
+                let decode_ms = (now_ms - ttft).max(1e-3);
+                col.tok_per_s = if done.timings.decode_tok_per_s > 0.0 {
+                    done.timings.decode_tok_per_s
+                } else {
+                    col.completion_tokens.saturating_sub(1) as f64 * 1e3 / decode_ms
+                };
+                col.cost_usd = self.prices[i]
+                    .map(|(inp, out)| (col.prompt_tokens as f64 * inp + col.completion_tokens as f64 * out) / 1e6);
+            }
+            Update::Error(i, e) => {
+                let col = &mut self.columns[i];
+                col.error = Some(e);
+                col.done = true;
+                col.total_ms = now_ms;
+            }
+        }
+    }
+
+    /// Keep the finished comparison; returns its id for the verdict.
+    pub fn save(&self, db: &Db) -> Result<i64, crate::db::DbError> {
+        db.save_comparison(&self.prompt, &self.system_prompt, &serde_json::to_string(&self.columns).unwrap_or_default())
+    }
+}
+
+/// The user's judgement of columns a and b.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    A,
+    B,
+    Tie,
+    BothBad,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::A => "a",
+            Verdict::B => "b",
+            Verdict::Tie => "tie",
+            Verdict::BothBad => "both_bad",
+        }
+    }
+}
+
+/// Wins per backend pair, from every verdict so far.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Tally {
+    pub a: String,
+    pub b: String,
+    pub a_wins: usize,
+    pub b_wins: usize,
+    pub ties: usize,
+    pub both_bad: usize,
+}
+
+fn columns_of(j: &JudgedComparison) -> Vec<Column> {
+    serde_json::from_str(&j.results_json).unwrap_or_default()
+}
+
+pub fn tallies(db: &Db) -> Result<Vec<Tally>, crate::db::DbError> {
+    let mut out: Vec<Tally> = Vec::new();
+    for j in db.judged_comparisons()? {
+        let cols = columns_of(&j);
+        let (Some(a), Some(b)) = (cols.get(j.a_index as usize), cols.get(j.b_index as usize)) else { continue };
+        // One tally per unordered pair, named in a stable order.
+        let (first, second, swapped) = if a.label <= b.label { (a, b, false) } else { (b, a, true) };
+        let t = match out.iter_mut().position(|t| t.a == first.label && t.b == second.label) {
+            Some(i) => &mut out[i],
+            None => {
+                out.push(Tally { a: first.label.clone(), b: second.label.clone(), ..Tally::default() });
+                let last = out.len() - 1;
+                &mut out[last]
+            }
+        };
+        match (j.verdict.as_str(), swapped) {
+            ("a", false) | ("b", true) => t.a_wins += 1,
+            ("a", true) | ("b", false) => t.b_wins += 1,
+            ("tie", _) => t.ties += 1,
+            _ => t.both_bad += 1,
+        }
+    }
+    Ok(out)
+}
+
+/// Every verdict with a winner as a preference pair, one JSON object per line.
+pub fn preference_pairs_jsonl(db: &Db) -> Result<String, crate::db::DbError> {
+    let mut out = String::new();
+    for j in db.judged_comparisons()? {
+        let cols = columns_of(&j);
+        let (Some(a), Some(b)) = (cols.get(j.a_index as usize), cols.get(j.b_index as usize)) else { continue };
+        let (chosen, rejected) = match j.verdict.as_str() {
+            "a" => (a, b),
+            "b" => (b, a),
+            _ => continue,
+        };
+        let mut line = serde_json::json!({"prompt": j.prompt, "chosen": chosen.text, "rejected": rejected.text});
+        if !j.system_prompt.is_empty() {
+            line["system"] = serde_json::Value::String(j.system_prompt.clone());
+        }
+        out.push_str(&line.to_string());
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+/// Averages per backend over saved comparisons, for the cost calculator.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Measured {
+    pub label: String,
+    pub location: String,
+    pub runs: usize,
+    pub prompt_tokens: f64,
+    pub completion_tokens: f64,
+    pub seconds: f64,
+    /// Dollars per request (0 for local).
+    pub cost_usd: f64,
+}
+
+pub fn measured(db: &Db) -> Result<Vec<Measured>, crate::db::DbError> {
+    let mut out: Vec<Measured> = Vec::new();
+    for json in db.comparison_results()? {
+        let cols: Vec<Column> = serde_json::from_str(&json).unwrap_or_default();
+        for c in cols.iter().filter(|c| c.error.is_none() && c.done) {
+            let m = match out.iter_mut().position(|m| m.label == c.label) {
+                Some(i) => &mut out[i],
+                None => {
+                    out.push(Measured { label: c.label.clone(), location: c.location.clone(), ..Measured::default() });
+                    let last = out.len() - 1;
+                    &mut out[last]
+                }
+            };
+            let n = m.runs as f64;
+            let avg = |old: f64, new: f64| (old * n + new) / (n + 1.0);
+            m.prompt_tokens = avg(m.prompt_tokens, c.prompt_tokens as f64);
+            m.completion_tokens = avg(m.completion_tokens, c.completion_tokens as f64);
+            m.seconds = avg(m.seconds, c.total_ms / 1e3);
+            m.cost_usd = avg(m.cost_usd, c.cost_usd.unwrap_or(0.0));
+            m.runs += 1;
+        }
+    }
+    Ok(out)
+}
+
+/// Cost and time of `requests` requests per day with `backend`'s measured averages.
+pub fn project(m: &Measured, requests_per_day: f64) -> (f64, f64, f64) {
+    let per_day = m.cost_usd * requests_per_day;
+    let hours_per_day = m.seconds * requests_per_day / 3600.0;
+    (per_day, per_day * 30.0, hours_per_day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verdicts_become_pairs_and_tallies() {
+        let db = Db::in_memory().unwrap();
+        let cols = vec![
+            Column { label: "local".into(), text: "Paris.".into(), done: true, ..Column::default() },
+            Column { label: "cloud".into(), text: "Lyon.".into(), done: true, ..Column::default() },
+        ];
+        let json = serde_json::to_string(&cols).unwrap();
+        let c1 = db.save_comparison("Capital of France?", "", &json).unwrap();
+        let c2 = db.save_comparison("Again?", "Be brief.", &json).unwrap();
+        let c3 = db.save_comparison("Tie?", "", &json).unwrap();
+        db.save_verdict(c1, 0, 1, Verdict::A.as_str()).unwrap();
+        db.save_verdict(c2, 0, 1, Verdict::B.as_str()).unwrap();
+        db.save_verdict(c3, 0, 1, Verdict::Tie.as_str()).unwrap();
+        let jsonl = preference_pairs_jsonl(&db).unwrap();
+        let lines: Vec<serde_json::Value> = jsonl.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(lines.len(), 2, "a tie is not a preference");
+        assert_eq!(lines[0]["chosen"], "Paris.");
+        assert_eq!(lines[0]["rejected"], "Lyon.");
+        assert_eq!(lines[1]["chosen"], "Lyon.");
+        assert_eq!(lines[1]["system"], "Be brief.");
+        let t = tallies(&db).unwrap();
+        assert_eq!(t, vec![Tally { a: "cloud".into(), b: "local".into(), a_wins: 1, b_wins: 1, ties: 1, both_bad: 0 }]);
+    }
+}

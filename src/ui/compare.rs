@@ -1,0 +1,255 @@
+//! The Compare screen: one prompt to the local model and cloud profiles side by
+//! side, with speed, cost and privacy per column, the user's verdict, a cost
+//! calculator fed by the user's own runs, and a short guide to choosing.
+
+use super::services::Services;
+use crate::engine::{GenRequest, Message, SamplingParams};
+use crate::tasks::compare::{measured, preference_pairs_jsonl, project, tallies, Comparison, Contender, Verdict};
+use eframe::egui;
+use egui_commonmark::{CommonMarkCache, CommonMarkViewer};
+
+pub struct CompareScreen {
+    pub prompt: String,
+    pub system_prompt: String,
+    pub temperature: f32,
+    /// Backend specs ticked for the next comparison.
+    pub selected: Vec<String>,
+    pub running: Option<Comparison>,
+    /// Id of the saved comparison shown (for the verdict).
+    pub saved_id: Option<i64>,
+    pub verdict: Option<Verdict>,
+    pub error: Option<String>,
+    requests_per_day: f64,
+    md_cache: CommonMarkCache,
+}
+
+impl Default for CompareScreen {
+    fn default() -> Self {
+        CompareScreen {
+            prompt: String::new(),
+            system_prompt: String::new(),
+            temperature: 0.0,
+            selected: vec!["local".into()],
+            running: None,
+            saved_id: None,
+            verdict: None,
+            error: None,
+            requests_per_day: 10_000.0,
+            md_cache: CommonMarkCache::default(),
+        }
+    }
+}
+
+impl CompareScreen {
+    /// Start the comparison on every ticked backend.
+    pub fn run(&mut self, services: &mut Services) {
+        self.error = None;
+        if self.prompt.trim().is_empty() {
+            self.error = Some("Write a prompt to compare.".into());
+            return;
+        }
+        if self.selected.is_empty() {
+            self.error = Some("Tick at least one backend.".into());
+            return;
+        }
+        let mut contenders = Vec::new();
+        for spec in &self.selected {
+            match services.backend(spec) {
+                Ok(backend) => {
+                    let prices = spec
+                        .strip_prefix("cloud:")
+                        .and_then(|n| services.settings.profile(n))
+                        .map(|p| (p.usd_per_m_input, p.usd_per_m_output));
+                    contenders.push(Contender { spec: spec.clone(), backend, prices });
+                }
+                Err(e) => {
+                    self.error = Some(e);
+                    return;
+                }
+            }
+        }
+        let mut messages = Vec::new();
+        if !self.system_prompt.trim().is_empty() {
+            messages.push(Message::new("system", &self.system_prompt));
+        }
+        messages.push(Message::new("user", &self.prompt));
+        let mut req = GenRequest::new(messages);
+        req.sampling = SamplingParams { temperature: self.temperature, ..SamplingParams::default() };
+        self.running = Some(Comparison::start(contenders, &self.prompt, &self.system_prompt, req));
+        self.saved_id = None;
+        self.verdict = None;
+    }
+
+    pub fn set_verdict(&mut self, services: &mut Services, v: Verdict) {
+        let Some(id) = self.saved_id else { return };
+        match services.db.save_verdict(id, 0, 1, v.as_str()) {
+            Ok(()) => self.verdict = Some(v),
+            Err(e) => self.error = Some(e.to_string()),
+        }
+    }
+
+    fn poll(&mut self, services: &mut Services) {
+        let Some(c) = &mut self.running else { return };
+        c.poll();
+        if c.finished() && self.saved_id.is_none() {
+            match c.save(&services.db) {
+                Ok(id) => self.saved_id = Some(id),
+                Err(e) => self.error = Some(e.to_string()),
+            }
+        }
+    }
+
+    pub fn ui(&mut self, ui: &mut egui::Ui, services: &mut Services) {
+        self.poll(services);
+        if self.running.as_ref().is_some_and(|c| !c.finished()) {
+            ui.ctx().request_repaint_after(std::time::Duration::from_millis(40));
+        }
+        egui::Panel::right("compare_guide").default_size(300.0).show(ui, |ui| {
+            egui::ScrollArea::vertical().show(ui, |ui| self.side_ui(ui, services));
+        });
+        ui.heading("Compare");
+        ui.add(
+            egui::TextEdit::multiline(&mut self.prompt)
+                .desired_rows(3)
+                .desired_width(f32::INFINITY)
+                .hint_text("One prompt, several models"),
+        );
+        ui.horizontal(|ui| {
+            ui.add(
+                egui::TextEdit::singleline(&mut self.system_prompt)
+                    .hint_text("System prompt (optional)")
+                    .desired_width(260.0),
+            );
+            ui.add(egui::Slider::new(&mut self.temperature, 0.0..=2.0).text("temperature"));
+        });
+        ui.horizontal_wrapped(|ui| {
+            for (spec, name) in services.backend_choices() {
+                let mut on = self.selected.contains(&spec);
+                if ui.checkbox(&mut on, name).changed() {
+                    if on {
+                        self.selected.push(spec.clone());
+                    } else {
+                        self.selected.retain(|s| *s != spec);
+                    }
+                }
+            }
+        });
+        let busy = self.running.as_ref().is_some_and(|c| !c.finished());
+        ui.horizontal(|ui| {
+            if busy {
+                if ui.button("■ Stop").clicked() {
+                    if let Some(c) = &self.running {
+                        c.cancel.cancel();
+                    }
+                }
+            } else if ui.button("Compare").clicked() {
+                self.run(services);
+            }
+        });
+        if let Some(e) = &self.error {
+            ui.colored_label(ui.visuals().error_fg_color, e);
+        }
+        let Some(columns) = self.running.as_ref().map(|c| c.columns.clone()) else { return };
+        let n = columns.len().max(1);
+        ui.columns(n, |cols| {
+            for (ui, col) in cols.iter_mut().zip(&columns) {
+                ui.group(|ui| {
+                    ui.strong(&col.label);
+                    ui.weak(col.location_text());
+                    ui.separator();
+                    if let Some(e) = &col.error {
+                        ui.colored_label(ui.visuals().error_fg_color, format!("⚠ {e}"));
+                    } else {
+                        let text = if col.done { col.text.clone() } else { format!("{}▌", col.text) };
+                        CommonMarkViewer::new().show(ui, &mut self.md_cache, &text);
+                    }
+                    if col.done && col.error.is_none() {
+                        ui.separator();
+                        ui.weak(format!(
+                            "first token {:.0} ms · total {:.1} s · {:.1} tok/s",
+                            col.ttft_ms,
+                            col.total_ms / 1e3,
+                            col.tok_per_s
+                        ));
+                        ui.weak(format!("{} prompt + {} answer tokens", col.prompt_tokens, col.completion_tokens));
+                        ui.weak(col.cost_text());
+                    }
+                });
+            }
+        });
+        if self.saved_id.is_some() && columns.len() >= 2 {
+            ui.horizontal(|ui| {
+                ui.label("Which answer is better?");
+                let (a, b) = (columns[0].label.clone(), columns[1].label.clone());
+                for (v, text) in [
+                    (Verdict::A, format!("A ({a})")),
+                    (Verdict::B, format!("B ({b})")),
+                    (Verdict::Tie, "Tie".into()),
+                    (Verdict::BothBad, "Both bad".into()),
+                ] {
+                    if ui.selectable_label(self.verdict == Some(v), text).clicked() {
+                        self.set_verdict(services, v);
+                    }
+                }
+            });
+            if self.verdict.is_some() {
+                ui.weak(
+                    "Saved. Your verdicts become preference pairs (export on the right) — the data RLHF learns from.",
+                );
+            }
+        }
+    }
+
+    fn side_ui(&mut self, ui: &mut egui::Ui, services: &mut Services) {
+        ui.heading("Your verdicts");
+        let t = tallies(&services.db).unwrap_or_default();
+        if t.is_empty() {
+            ui.weak("No verdicts yet.");
+        }
+        for t in &t {
+            ui.label(format!(
+                "{} vs {}: {}–{} ({} ties, {} both bad)",
+                t.a, t.b, t.a_wins, t.b_wins, t.ties, t.both_bad
+            ));
+        }
+        if ui.button("Export preference pairs (JSONL)…").clicked() {
+            match preference_pairs_jsonl(&services.db) {
+                Ok(s) => services.save_dialog("preferences.jsonl".into(), s),
+                Err(e) => self.error = Some(e.to_string()),
+            }
+        }
+        ui.separator();
+        ui.heading("What would it cost?");
+        ui.horizontal(|ui| {
+            ui.add(egui::DragValue::new(&mut self.requests_per_day).range(1.0..=1e9).speed(100.0));
+            ui.label("requests per day");
+        });
+        let m = measured(&services.db).unwrap_or_default();
+        if m.is_empty() {
+            ui.weak("Run a comparison: the estimate uses your own measured answers.");
+        }
+        for m in &m {
+            let (day, month, hours) = project(m, self.requests_per_day);
+            ui.label(format!(
+                "{}: ${day:.2}/day, ${month:.2}/month; {hours:.1} h of answering per day ({:.0}+{:.0} tokens, {:.1} s per request, {} runs measured)",
+                m.label, m.prompt_tokens, m.completion_tokens, m.seconds, m.runs
+            ));
+        }
+        ui.separator();
+        ui.heading("Choosing a model");
+        ui.label("Rough size classes:");
+        ui.label("• ~1B parameters: pattern matching and basic knowledge — e.g. the sentiment of a restaurant review. The local model here is this class.");
+        ui.label("• ~10B: more world knowledge and instructions — e.g. a food-order chatbot.");
+        ui.label("• 100B+: rich knowledge and reasoning — e.g. a brainstorming partner.");
+        ui.label("Closed (cloud) models: easy to start, most powerful, cheap per request — but a vendor holds your data and can change or retire the model.");
+        ui.label("Open (local) models: full control, run on your own device, data never leaves it — but smaller and slower on a laptop.");
+        if let (Some(local), Some(cloud)) =
+            (m.iter().find(|m| m.location == "on this computer"), m.iter().find(|m| m.location != "on this computer"))
+        {
+            ui.label(format!(
+                "Your numbers: locally {:.1} s per answer, free, private; {} {:.1} s and ${:.5} per answer, {}.",
+                local.seconds, cloud.label, cloud.seconds, cloud.cost_usd, cloud.location
+            ));
+        }
+    }
+}

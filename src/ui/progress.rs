@@ -1,0 +1,97 @@
+//! Progress the GUI can draw: the store and the tasks report into it from
+//! their threads; a screen reads it each frame.
+
+use crate::progress::Progress;
+use eframe::egui;
+use std::sync::Mutex;
+use std::time::Instant;
+
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub label: String,
+    pub total: u64,
+    pub position: u64,
+    pub started: Instant,
+    pub finished: bool,
+    pub last_note: String,
+}
+
+pub struct GuiProgress(Mutex<Snapshot>);
+
+impl Default for GuiProgress {
+    fn default() -> Self {
+        GuiProgress(Mutex::new(Snapshot {
+            label: String::new(),
+            total: 0,
+            position: 0,
+            started: Instant::now(),
+            finished: false,
+            last_note: String::new(),
+        }))
+    }
+}
+
+impl GuiProgress {
+    pub fn snapshot(&self) -> Snapshot {
+        self.0.lock().map(|s| s.clone()).unwrap_or_else(|e| e.into_inner().clone())
+    }
+
+    fn with(&self, f: impl FnOnce(&mut Snapshot)) {
+        let mut guard = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut guard);
+    }
+
+    /// A bar with bytes, rate and what is happening.
+    pub fn ui(&self, ui: &mut egui::Ui, cancel: Option<&crate::progress::Cancel>) {
+        let s = self.snapshot();
+        ui.horizontal(|ui| {
+            let fraction = if s.total > 0 { s.position as f32 / s.total as f32 } else { 0.0 };
+            let secs = s.started.elapsed().as_secs_f64().max(0.001);
+            let rate = s.position as f64 / secs;
+            let text = if s.total > 0 {
+                format!(
+                    "{} {} / {} · {}/s",
+                    s.label,
+                    crate::catalog::human_bytes(s.position),
+                    crate::catalog::human_bytes(s.total),
+                    crate::catalog::human_bytes(rate as u64)
+                )
+            } else {
+                format!("{}…", s.label)
+            };
+            ui.add(egui::ProgressBar::new(fraction).text(text).desired_width(360.0).animate(s.total == 0));
+            if let Some(c) = cancel {
+                if ui.button("Cancel").clicked() {
+                    c.cancel();
+                }
+            }
+        });
+        if !s.last_note.is_empty() {
+            ui.small(&s.last_note);
+        }
+    }
+}
+
+impl Progress for GuiProgress {
+    fn begin(&self, label: &str, total: u64) {
+        self.with(|s| {
+            s.label = label.to_string();
+            s.total = total;
+            s.position = 0;
+            s.started = Instant::now();
+            s.finished = false;
+        });
+    }
+    fn advance(&self, units: u64) {
+        self.with(|s| s.position += units);
+    }
+    fn set_position(&self, units: u64) {
+        self.with(|s| s.position = units);
+    }
+    fn finish(&self) {
+        self.with(|s| s.finished = true);
+    }
+    fn note(&self, line: &str) {
+        self.with(|s| s.last_note = line.to_string());
+    }
+}

@@ -1,0 +1,605 @@
+//! The Reviews screen: paste or import reviews, classify them (privately, on
+//! the local model, unless a cloud profile is picked), see the counts, a chart,
+//! a sortable table, and — when the file has labels — the mistakes.
+
+use super::progress::GuiProgress;
+use super::services::{LocalState, Services};
+use crate::db::{Db, RunRow};
+use crate::engine::Cancel;
+use crate::tasks::classify::{
+    agreement, default_instruction, export_csv, parse_labels, summarize, Classifier, ClassifyConfig, CloudClassifier,
+    LocalClassifier, RunConfig, RunOutcome, Summary, EXAMPLE_REVIEWS,
+};
+use crate::tasks::input::Table;
+use eframe::egui;
+use std::path::PathBuf;
+use std::sync::{mpsc, Arc};
+
+struct Running {
+    run_id: i64,
+    progress: Arc<GuiProgress>,
+    cancel: Cancel,
+    rx: mpsc::Receiver<Result<RunOutcome, String>>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum SortBy {
+    Row,
+    Label,
+    Confidence,
+}
+
+pub struct ReviewsScreen {
+    /// Reviews typed or pasted, one per line.
+    pub pasted: String,
+    /// An imported file (takes precedence over pasted text).
+    pub file: Option<PathBuf>,
+    pub headers: Vec<String>,
+    pub text_column: String,
+    /// Empty: no label column.
+    pub label_column: String,
+    pub labels: String,
+    pub instruction: String,
+    instruction_for: String,
+    pub calibrate: bool,
+    pub backend: String,
+    running: Option<Running>,
+    /// The run shown in the results.
+    pub shown_run: Option<i64>,
+    pub rows: Vec<RunRow>,
+    pub summary: Option<Summary>,
+    headers_of_shown: Vec<String>,
+    pub error: Option<String>,
+    filter: String,
+    sort: SortBy,
+    only_mistakes: bool,
+    compare_with: Option<i64>,
+    picking: Option<mpsc::Receiver<PathBuf>>,
+}
+
+impl Default for ReviewsScreen {
+    fn default() -> Self {
+        let labels = "positive, negative".to_string();
+        let instruction = default_instruction(&["positive".to_string(), "negative".to_string()]);
+        ReviewsScreen {
+            pasted: String::new(),
+            file: None,
+            headers: Vec::new(),
+            text_column: String::new(),
+            label_column: String::new(),
+            instruction_for: labels.clone(),
+            labels,
+            instruction,
+            calibrate: true,
+            backend: "local".into(),
+            running: None,
+            shown_run: None,
+            rows: Vec::new(),
+            summary: None,
+            headers_of_shown: Vec::new(),
+            error: None,
+            filter: String::new(),
+            sort: SortBy::Row,
+            only_mistakes: false,
+            compare_with: None,
+            picking: None,
+        }
+    }
+}
+
+impl ReviewsScreen {
+    pub fn try_example(&mut self) {
+        self.file = None;
+        self.headers.clear();
+        self.pasted = EXAMPLE_REVIEWS.join("\n");
+    }
+
+    /// Use a file: read its header to offer the columns.
+    pub fn import(&mut self, path: PathBuf) {
+        match Table::open(&path) {
+            Ok(t) => {
+                self.text_column = t.headers[t.guess_text_column()].clone();
+                self.label_column = ["label", "sentiment", "class"]
+                    .iter()
+                    .find_map(|n| t.column(n).ok().map(|i| t.headers[i].clone()))
+                    .unwrap_or_default();
+                self.headers = t.headers.clone();
+                self.file = Some(path);
+                self.error = None;
+            }
+            Err(e) => self.error = Some(e.to_string()),
+        }
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.running.is_some()
+    }
+
+    /// Start classifying in the background.
+    pub fn start(&mut self, services: &mut Services) {
+        if self.running.is_some() {
+            return;
+        }
+        self.error = None;
+        match self.prepare(services) {
+            Ok(r) => self.running = Some(r),
+            Err(e) => self.error = Some(e),
+        }
+    }
+
+    fn prepare(&mut self, services: &mut Services) -> Result<Running, String> {
+        let (labels, _) = parse_labels(&self.labels).map_err(|e| e.to_string())?;
+        let mut classify = ClassifyConfig::new(labels);
+        classify.instruction = self.instruction.clone();
+        classify.calibrate = self.calibrate;
+        classify.check().map_err(|e| e.to_string())?;
+        let source = match &self.file {
+            Some(f) => f.clone(),
+            None => {
+                if self.pasted.trim().is_empty() {
+                    return Err(
+                        "Paste some reviews (one per line), import a file, or press \"Try the example\".".into()
+                    );
+                }
+                let dir = services.paths.data_dir.join("pasted");
+                std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+                let path = dir.join(format!("reviews-{}.txt", crate::db::now_s()));
+                std::fs::write(&path, &self.pasted).map_err(|e| format!("could not keep the pasted text: {e}"))?;
+                path
+            }
+        };
+        let table = Table::open(&source).map_err(|e| e.to_string())?;
+        let text_column = if self.file.is_some() && !self.text_column.is_empty() {
+            self.text_column.clone()
+        } else {
+            table.headers[table.guess_text_column()].clone()
+        };
+        let label_column = Some(self.label_column.clone()).filter(|c| !c.is_empty() && self.file.is_some());
+        let config = RunConfig { classify, text_column, label_column, headers: table.headers.clone() };
+        let run_id = services
+            .db
+            .create_run(&source.to_string_lossy(), &self.backend, &serde_json::to_string(&config).unwrap_or_default())
+            .map_err(|e| e.to_string())?;
+        self.launch(services, run_id, table, config)
+    }
+
+    /// Continue a run that was stopped.
+    pub fn resume(&mut self, services: &mut Services, run_id: i64) {
+        let result = (|| {
+            let info = services.db.run(run_id).map_err(|e| e.to_string())?;
+            let config: RunConfig = serde_json::from_str(&info.config_json).map_err(|e| e.to_string())?;
+            let table = Table::open(std::path::Path::new(&info.source)).map_err(|e| e.to_string())?;
+            self.backend = info.backend.clone();
+            self.launch(services, run_id, table, config)
+        })();
+        match result {
+            Ok(r) => self.running = Some(r),
+            Err(e) => self.error = Some(e),
+        }
+    }
+
+    fn launch(
+        &mut self,
+        services: &mut Services,
+        run_id: i64,
+        table: Table,
+        config: RunConfig,
+    ) -> Result<Running, String> {
+        let cancel = Cancel::new();
+        let mut classifier: Box<dyn Classifier + Send> = if self.backend == "local" {
+            let LocalState::Ready(engine) = &services.local else {
+                return Err("The local model is still loading; try again in a moment.".into());
+            };
+            // Calibration asks the model three questions: quick, but not for the UI thread.
+            let (engine, classify) = (engine.clone(), config.classify.clone());
+            Box::new(LazyLocal { engine: Some(engine), config: classify, inner: None })
+        } else {
+            let cloud = services.cloud(self.backend.trim_start_matches("cloud:"))?;
+            Box::new(CloudClassifier::new(cloud, config.classify.clone(), cancel.clone()).map_err(|e| e.to_string())?)
+        };
+        let progress = Arc::new(GuiProgress::default());
+        let (tx, rx) = mpsc::channel();
+        let (p, c, paths) = (progress.clone(), cancel.clone(), services.paths.clone());
+        std::thread::Builder::new()
+            .name("duet-classify".into())
+            .spawn(move || {
+                let result = Db::open_default(&paths).map_err(|e| e.to_string()).and_then(|mut db| {
+                    crate::tasks::classify::run_table(
+                        &mut db,
+                        run_id,
+                        table,
+                        &config,
+                        classifier.as_mut(),
+                        p.as_ref(),
+                        &c,
+                    )
+                    .map_err(|e| e.to_string())
+                });
+                let _ = tx.send(result);
+            })
+            .map_err(|e| e.to_string())?;
+        self.shown_run = Some(run_id);
+        Ok(Running { run_id, progress, cancel, rx })
+    }
+
+    pub fn cancel(&self) {
+        if let Some(r) = &self.running {
+            r.cancel.cancel();
+        }
+    }
+
+    /// Load a run's rows and summary for display.
+    pub fn show_run(&mut self, db: &Db, run_id: i64) {
+        let Ok(info) = db.run(run_id) else { return };
+        let Ok(config) = serde_json::from_str::<RunConfig>(&info.config_json) else { return };
+        self.rows = db.run_rows(run_id).unwrap_or_default();
+        self.summary = Some(summarize(&config.classify.labels, &self.rows));
+        self.headers_of_shown = config.headers;
+        self.shown_run = Some(run_id);
+    }
+
+    fn poll(&mut self, services: &mut Services) {
+        let Some(r) = &self.running else { return };
+        // Refresh the partial results now and then, so counts grow while it runs.
+        let refresh = r.progress.snapshot().started.elapsed().as_millis() % 1000 < 60;
+        match r.rx.try_recv() {
+            Ok(result) => {
+                let run_id = r.run_id;
+                self.running = None;
+                match result {
+                    Ok(outcome) if !outcome.finished => {
+                        self.error = Some(format!(
+                            "Stopped. {} rows are saved; Resume continues where it left off.",
+                            services.db.run(run_id).map(|i| i.rows).unwrap_or(0)
+                        ));
+                    }
+                    Ok(outcome) => {
+                        if outcome.seconds > 0.0 && outcome.classified_now > 0 {
+                            services.notice = Some(format!(
+                                "{} reviews in {:.1} s ({:.1}/s)",
+                                outcome.classified_now,
+                                outcome.seconds,
+                                outcome.classified_now as f64 / outcome.seconds
+                            ));
+                        }
+                    }
+                    Err(e) => self.error = Some(e),
+                }
+                self.show_run(&services.db, run_id);
+            }
+            Err(mpsc::TryRecvError::Empty) => {
+                if refresh {
+                    let id = r.run_id;
+                    self.show_run(&services.db, id);
+                }
+            }
+            Err(mpsc::TryRecvError::Disconnected) => {
+                self.running = None;
+                self.error = Some("the classification stopped unexpectedly".into());
+            }
+        }
+    }
+
+    pub fn ui(&mut self, ui: &mut egui::Ui, services: &mut Services) {
+        self.poll(services);
+        if self.running.is_some() {
+            ui.ctx().request_repaint_after(std::time::Duration::from_millis(60));
+        }
+        if let Some(rx) = &self.picking {
+            if let Ok(p) = rx.try_recv() {
+                self.picking = None;
+                self.import(p);
+            }
+        }
+        // Files dropped on the window.
+        let dropped: Vec<PathBuf> = ui.input(|i| {
+            i.raw.dropped_files.iter().map(|f| f.path().to_path_buf()).filter(|p| !p.as_os_str().is_empty()).collect()
+        });
+        if let Some(p) = dropped.into_iter().next() {
+            self.import(p);
+        }
+        egui::Panel::left("reviews_input").default_size(360.0).show(ui, |ui| {
+            egui::ScrollArea::vertical().show(ui, |ui| self.input_ui(ui, services));
+        });
+        egui::ScrollArea::vertical().auto_shrink([false, false]).show(ui, |ui| self.results_ui(ui, services));
+    }
+
+    fn input_ui(&mut self, ui: &mut egui::Ui, services: &mut Services) {
+        ui.heading("Reviews");
+        ui.horizontal(|ui| {
+            if ui.button("Try the example").clicked() {
+                self.try_example();
+            }
+            if ui.button("Import a file…").on_hover_text("CSV, TSV, TXT or JSONL — or drop it on the window").clicked()
+            {
+                self.picking = Some(services.open_dialog("Reviews", &["csv", "tsv", "txt", "jsonl"]));
+            }
+        });
+        if let Some(f) = self.file.clone() {
+            ui.horizontal(|ui| {
+                ui.label(format!("File: {}", f.display()));
+                if ui.small_button("✖").on_hover_text("Use pasted text instead").clicked() {
+                    self.file = None;
+                }
+            });
+            let headers = self.headers.clone();
+            egui::ComboBox::from_label("Text column").selected_text(&self.text_column).show_ui(ui, |ui| {
+                for h in &headers {
+                    ui.selectable_value(&mut self.text_column, h.clone(), h);
+                }
+            });
+            egui::ComboBox::from_label("Known labels (optional)")
+                .selected_text(if self.label_column.is_empty() { "none" } else { &self.label_column })
+                .show_ui(ui, |ui| {
+                    ui.selectable_value(&mut self.label_column, String::new(), "none");
+                    for h in &headers {
+                        ui.selectable_value(&mut self.label_column, h.clone(), h);
+                    }
+                });
+        } else {
+            ui.label("Paste reviews, one per line:");
+            ui.add(egui::TextEdit::multiline(&mut self.pasted).desired_rows(8).desired_width(f32::INFINITY));
+        }
+        ui.separator();
+        ui.label("Labels (comma-separated)");
+        ui.text_edit_singleline(&mut self.labels);
+        if self.labels != self.instruction_for {
+            // Keep the instruction in step with the labels unless the person edited it.
+            if let Ok((l, _)) = parse_labels(&self.labels) {
+                if let Ok((old, _)) = parse_labels(&self.instruction_for) {
+                    if self.instruction == default_instruction(&old) {
+                        self.instruction = default_instruction(&l);
+                    }
+                }
+            }
+            self.instruction_for = self.labels.clone();
+        }
+        ui.label("Instruction ({review} marks where each review goes)");
+        ui.add(egui::TextEdit::multiline(&mut self.instruction).desired_rows(4).desired_width(f32::INFINITY));
+        ui.checkbox(&mut self.calibrate, "Correct the model's bias (calibration)")
+            .on_hover_text("Measures which label the model leans to on an empty review, and divides that out.");
+        ui.horizontal(|ui| {
+            ui.label("Run on");
+            egui::ComboBox::from_id_salt("reviews_backend")
+                .selected_text(
+                    services
+                        .backend_choices()
+                        .into_iter()
+                        .find(|(k, _)| *k == self.backend)
+                        .map(|(_, v)| v)
+                        .unwrap_or_default(),
+                )
+                .show_ui(ui, |ui| {
+                    for (k, v) in services.backend_choices() {
+                        ui.selectable_value(&mut self.backend, k, v);
+                    }
+                });
+        });
+        if self.backend == "local" {
+            ui.weak("The reviews stay on this computer.");
+        } else if let Ok(c) = services.cloud(self.backend.trim_start_matches("cloud:")) {
+            ui.colored_label(ui.visuals().warn_fg_color, format!("The reviews will be sent to {}.", c.host()));
+        }
+        if let Some(r) = &self.running {
+            r.progress.ui(ui, Some(&r.cancel));
+        } else if ui.button("Classify").clicked() {
+            self.start(services);
+        }
+        if let Some(e) = &self.error {
+            ui.colored_label(ui.visuals().error_fg_color, e);
+        }
+        ui.separator();
+        ui.collapsing("Earlier runs", |ui| {
+            for run in services.db.runs().unwrap_or_default().into_iter().take(20) {
+                ui.horizontal(|ui| {
+                    let name = std::path::Path::new(&run.source)
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    if ui
+                        .selectable_label(
+                            self.shown_run == Some(run.id),
+                            format!("#{} {name} · {} · {} rows · {}", run.id, run.backend, run.rows, run.status),
+                        )
+                        .clicked()
+                    {
+                        self.show_run(&services.db, run.id);
+                    }
+                    if run.status == "cancelled" && self.running.is_none() && ui.small_button("Resume").clicked() {
+                        self.resume(services, run.id);
+                    }
+                });
+            }
+        });
+    }
+
+    fn results_ui(&mut self, ui: &mut egui::Ui, services: &mut Services) {
+        let Some(summary) = self.summary.clone() else {
+            ui.weak("Results appear here: counts, a chart, every row with its label and confidence.");
+            return;
+        };
+        ui.heading(summary.sentence());
+        if summary.skipped > 0 || summary.flagged > 0 {
+            ui.weak(format!("{} rows skipped, {} flagged (see the note column).", summary.skipped, summary.flagged));
+        }
+        let bars: Vec<egui_plot::Bar> = summary
+            .counts
+            .iter()
+            .enumerate()
+            .map(|(i, (l, c))| egui_plot::Bar::new(i as f64, *c as f64).name(l).width(0.6))
+            .collect();
+        let names: Vec<String> = summary.counts.iter().map(|(l, _)| l.clone()).collect();
+        egui_plot::Plot::new("counts")
+            .height(160.0)
+            .allow_drag(false)
+            .allow_zoom(false)
+            .allow_scroll(false)
+            .show_grid(false)
+            .x_axis_formatter(move |m, _| names.get(m.value.round() as usize).cloned().unwrap_or_default())
+            .show(ui, |plot| plot.bar_chart(egui_plot::BarChart::new("reviews", bars)));
+        if let Some(e) = &summary.evaluation {
+            ui.strong(format!("Accuracy {:.1}% on {} labeled rows", 100.0 * e.accuracy, e.rows));
+            egui::Grid::new("per_label").striped(true).show(ui, |ui| {
+                for h in ["label", "precision", "recall", "rows"] {
+                    ui.strong(h);
+                }
+                ui.end_row();
+                for (l, p, r, n) in &e.per_label {
+                    ui.label(l);
+                    ui.label(format!("{:.1}%", 100.0 * p));
+                    ui.label(format!("{:.1}%", 100.0 * r));
+                    ui.label(n.to_string());
+                    ui.end_row();
+                }
+            });
+            ui.label("Confusion (rows: the known label; columns: what the model said)");
+            egui::Grid::new("confusion").striped(true).show(ui, |ui| {
+                ui.label("");
+                for l in &summary.labels {
+                    ui.strong(l);
+                }
+                ui.strong("other");
+                ui.end_row();
+                for (l, row) in summary.labels.iter().zip(&e.confusion) {
+                    ui.strong(l);
+                    for c in row {
+                        ui.label(c.to_string());
+                    }
+                    ui.end_row();
+                }
+            });
+            ui.checkbox(&mut self.only_mistakes, format!("Show only the {} mistakes", e.mistakes.len()));
+        }
+        self.agreement_ui(ui, services);
+        ui.horizontal(|ui| {
+            ui.add(egui::TextEdit::singleline(&mut self.filter).hint_text("Filter rows").desired_width(200.0));
+            ui.label("Sort by");
+            ui.radio_value(&mut self.sort, SortBy::Row, "row");
+            ui.radio_value(&mut self.sort, SortBy::Label, "label");
+            ui.radio_value(&mut self.sort, SortBy::Confidence, "confidence");
+            if ui.button("Export CSV…").clicked() {
+                let mut buf = Vec::new();
+                match export_csv(&self.headers_of_shown, &self.rows, &mut buf) {
+                    Ok(()) => {
+                        services.save_dialog("reviews-labeled.csv".into(), String::from_utf8_lossy(&buf).into_owned())
+                    }
+                    Err(e) => self.error = Some(e),
+                }
+            }
+        });
+        let mistakes: Vec<i64> = summary.evaluation.as_ref().map(|e| e.mistakes.clone()).unwrap_or_default();
+        let filter = self.filter.to_lowercase();
+        let mut rows: Vec<&RunRow> = self
+            .rows
+            .iter()
+            .filter(|r| {
+                filter.is_empty()
+                    || r.text.to_lowercase().contains(&filter)
+                    || r.label.as_deref().unwrap_or("").contains(&filter)
+            })
+            .filter(|r| !self.only_mistakes || mistakes.contains(&r.row_index))
+            .collect();
+        match self.sort {
+            SortBy::Row => {}
+            SortBy::Label => rows.sort_by(|a, b| a.label.cmp(&b.label)),
+            SortBy::Confidence => {
+                rows.sort_by(|a, b| a.confidence.unwrap_or(0.0).total_cmp(&b.confidence.unwrap_or(0.0)))
+            }
+        }
+        egui::Grid::new("rows").striped(true).num_columns(5).show(ui, |ui| {
+            for h in ["#", "review", "label", "confidence", "known / note"] {
+                ui.strong(h);
+            }
+            ui.end_row();
+            for r in rows.iter().take(500) {
+                ui.label((r.row_index + 1).to_string());
+                ui.label(if r.text.chars().count() > 90 {
+                    r.text.chars().take(89).collect::<String>() + "…"
+                } else {
+                    r.text.clone()
+                });
+                ui.label(r.label.as_deref().unwrap_or("—"));
+                ui.label(r.confidence.map(|c| format!("{:.0}%", 100.0 * c)).unwrap_or_default());
+                let mut extra = r.gold.clone().unwrap_or_default();
+                if !r.note.is_empty() {
+                    if !extra.is_empty() {
+                        extra.push_str(" · ");
+                    }
+                    extra.push_str(&r.note);
+                }
+                ui.label(extra);
+                ui.end_row();
+            }
+        });
+        if rows.len() > 500 {
+            ui.weak(format!("Showing 500 of {} rows; export the CSV for all.", rows.len()));
+        }
+    }
+
+    /// Agreement with another run over the same rows (e.g. the cloud backend).
+    fn agreement_ui(&mut self, ui: &mut egui::Ui, services: &Services) {
+        let Some(shown) = self.shown_run else { return };
+        let Ok(info) = services.db.run(shown) else { return };
+        let others: Vec<_> = services
+            .db
+            .runs()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| r.source == info.source && r.id != shown)
+            .collect();
+        if others.is_empty() {
+            return;
+        }
+        ui.horizontal(|ui| {
+            ui.label("Compare with run");
+            egui::ComboBox::from_id_salt("agree_with")
+                .selected_text(self.compare_with.map(|i| format!("#{i}")).unwrap_or_else(|| "none".into()))
+                .show_ui(ui, |ui| {
+                    ui.selectable_value(&mut self.compare_with, None, "none");
+                    for o in &others {
+                        ui.selectable_value(&mut self.compare_with, Some(o.id), format!("#{} {}", o.id, o.backend));
+                    }
+                });
+        });
+        if let Some(other) = self.compare_with {
+            let theirs = services.db.run_rows(other).unwrap_or_default();
+            let g = agreement(&self.rows, &theirs);
+            if g.rows > 0 {
+                ui.label(format!(
+                    "They agree on {} of {} rows ({:.0}%).",
+                    g.agree,
+                    g.rows,
+                    100.0 * g.agree as f64 / g.rows as f64
+                ));
+                for (i, text, a, b) in g.differ.iter().take(50) {
+                    ui.weak(format!("row {}: {a} here, {b} there — {text}", i + 1));
+                }
+            }
+        }
+    }
+}
+
+/// Builds the local classifier on the worker thread (calibration runs the model).
+struct LazyLocal {
+    engine: Option<crate::engine::local::LocalEngine>,
+    config: ClassifyConfig,
+    inner: Option<LocalClassifier>,
+}
+
+impl Classifier for LazyLocal {
+    fn backend_label(&self) -> String {
+        self.engine
+            .as_ref()
+            .map(|e| e.name.clone())
+            .or_else(|| self.inner.as_ref().map(|i| i.backend_label()))
+            .unwrap_or_default()
+    }
+
+    fn classify(&mut self, review: &str) -> Result<crate::tasks::classify::Verdict, String> {
+        if self.inner.is_none() {
+            let engine = self.engine.take().ok_or("the local model went away")?;
+            self.inner = Some(LocalClassifier::new(engine, self.config.clone()).map_err(|e| e.to_string())?);
+        }
+        self.inner.as_mut().ok_or("the local model went away")?.classify(review)
+    }
+}
