@@ -701,7 +701,7 @@ mod tests {
             row(4, "negative", "unclear"),
         ];
         let s = summarize(&l, &rows);
-        let e = s.evaluation.unwrap();
+        let e = s.evaluation.clone().unwrap();
         assert_eq!(e.confusion, vec![vec![1, 1, 0], vec![0, 2, 1]]);
         assert_eq!(e.mistakes, vec![1, 4]);
         assert!((e.accuracy - 0.6).abs() < 1e-9);

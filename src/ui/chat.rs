@@ -390,7 +390,7 @@ impl ChatScreen {
     // ---- drawing ----
 
     pub fn conversation_list(&mut self, ui: &mut egui::Ui, services: &mut Services) {
-        if ui.button("➕ New chat").on_hover_text("Ctrl+N").clicked() {
+        if ui.button("+ New chat").on_hover_text("Ctrl+N").clicked() {
             self.new_conversation(services);
         }
         ui.add(egui::TextEdit::singleline(&mut self.search).hint_text("Search messages"));
@@ -548,11 +548,11 @@ impl ChatScreen {
             if let Some(s) = &self.streaming {
                 ui.group(|ui| {
                     ui.strong(format!("Assistant · {}", s.location));
-                    CommonMarkViewer::new().show(ui, &mut self.md_cache, &format!("{}▌", s.text));
+                    CommonMarkViewer::new().show(ui, &mut self.md_cache, &s.text.clone());
                 });
             }
             if let Some(e) = &self.error {
-                ui.colored_label(ui.visuals().error_fg_color, format!("⚠ {e}"));
+                ui.colored_label(ui.visuals().error_fg_color, format!("Error: {e}"));
             }
             match action {
                 Some(MsgAction::Copy(t)) => ui.ctx().copy_text(t),
@@ -623,16 +623,18 @@ impl ChatScreen {
         let focused = ui.memory(|m| m.has_focus(id));
         let enter = focused && ui.input_mut(|i| i.consume_key(egui::Modifiers::NONE, egui::Key::Enter));
         ui.horizontal(|ui| {
+            let label = ui.label("Message");
             let width = ui.available_width() - 90.0;
-            ui.add(
+            let r = ui.add(
                 egui::TextEdit::multiline(&mut self.input)
                     .id(id)
                     .desired_rows(2)
                     .desired_width(width)
-                    .hint_text("Message (Enter to send)"),
+                    .hint_text("Enter sends, Shift+Enter adds a line"),
             );
+            r.labelled_by(label.id);
             if self.streaming.is_some() {
-                if ui.button("■ Stop").on_hover_text("Esc").clicked() {
+                if ui.button("Stop").on_hover_text("Esc").clicked() {
                     self.stop();
                 }
             } else if ui.button("Send").clicked() || enter {

@@ -108,12 +108,14 @@ impl CompareScreen {
             egui::ScrollArea::vertical().show(ui, |ui| self.side_ui(ui, services));
         });
         ui.heading("Compare");
+        let label = ui.label("Prompt");
         ui.add(
             egui::TextEdit::multiline(&mut self.prompt)
                 .desired_rows(3)
                 .desired_width(f32::INFINITY)
                 .hint_text("One prompt, several models"),
-        );
+        )
+        .labelled_by(label.id);
         ui.horizontal(|ui| {
             ui.add(
                 egui::TextEdit::singleline(&mut self.system_prompt)
@@ -137,12 +139,12 @@ impl CompareScreen {
         let busy = self.running.as_ref().is_some_and(|c| !c.finished());
         ui.horizontal(|ui| {
             if busy {
-                if ui.button("■ Stop").clicked() {
+                if ui.button("Stop").clicked() {
                     if let Some(c) = &self.running {
                         c.cancel.cancel();
                     }
                 }
-            } else if ui.button("Compare").clicked() {
+            } else if ui.button("Run comparison").clicked() {
                 self.run(services);
             }
         });
@@ -158,9 +160,9 @@ impl CompareScreen {
                     ui.weak(col.location_text());
                     ui.separator();
                     if let Some(e) = &col.error {
-                        ui.colored_label(ui.visuals().error_fg_color, format!("⚠ {e}"));
+                        ui.colored_label(ui.visuals().error_fg_color, format!("Error: {e}"));
                     } else {
-                        let text = if col.done { col.text.clone() } else { format!("{}▌", col.text) };
+                        let text = if col.done { col.text.clone() } else { col.text.clone() };
                         CommonMarkViewer::new().show(ui, &mut self.md_cache, &text);
                     }
                     if col.done && col.error.is_none() {

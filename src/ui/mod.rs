@@ -77,6 +77,11 @@ impl DuetApp {
         }
     }
 
+    /// Switch the chat's backend ("local" or "cloud:NAME"), as its menu does.
+    pub fn set_chat_backend(&mut self, spec: &str) {
+        self.chat.set_backend(&mut self.services, spec);
+    }
+
     /// One frame of the whole app (eframe calls it; so do the tests).
     pub fn ui(&mut self, ui: &mut egui::Ui) {
         let ctx = ui.ctx().clone();

@@ -102,7 +102,7 @@ impl ModelsScreen {
         ui.label(services.local_status());
         match &services.local {
             LocalState::Failed(e) => {
-                ui.colored_label(ui.visuals().error_fg_color, format!("⚠ The model could not be loaded: {e}"));
+                ui.colored_label(ui.visuals().error_fg_color, format!("The model could not be loaded: {e}"));
             }
             LocalState::Busy => services.local_progress.ui(ui, Some(&services.local_cancel)),
             _ => {}
@@ -127,7 +127,7 @@ impl ModelsScreen {
                     let state = self.state(services, &m.id);
                     let mut name = m.name.clone();
                     if m.id == default {
-                        name.push_str(" ★");
+                        name.push_str(" (default)");
                     }
                     ui.label(name).on_hover_text(format!("{} · {}", m.id, m.family));
                     ui.label(&m.parameters);
@@ -135,9 +135,9 @@ impl ModelsScreen {
                     ui.label(human_bytes(m.size_bytes()));
                     ui.label(&m.license);
                     ui.label(match state {
-                        FileState::Verified => "✔ verified",
+                        FileState::Verified => "verified",
                         FileState::Unverified => "present",
-                        FileState::Corrupt => "⚠ damaged",
+                        FileState::Corrupt => "damaged",
                         FileState::Missing => "—",
                     });
                     let need = m.ram_estimate_bytes();

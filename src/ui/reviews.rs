@@ -318,7 +318,7 @@ impl ReviewsScreen {
         if let Some(f) = self.file.clone() {
             ui.horizontal(|ui| {
                 ui.label(format!("File: {}", f.display()));
-                if ui.small_button("✖").on_hover_text("Use pasted text instead").clicked() {
+                if ui.small_button("x").on_hover_text("Use pasted text instead").clicked() {
                     self.file = None;
                 }
             });

@@ -6,10 +6,12 @@
 mod common;
 
 mod bad_input;
+mod classify;
 mod cli;
 mod cloud;
 mod engine;
 mod golden;
+mod gui;
 mod reference;
 mod server;
 mod store;

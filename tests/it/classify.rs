@@ -1,0 +1,197 @@
+//! Classifying reviews on the real default model: the method's promises
+//! (every row labeled, probabilities that sum to one, determinism), runs kept in
+//! SQLite and resumed, CSV out, and every kind of bad input from the issue.
+
+use crate::common::{duet, engine, stderr, stdout};
+use duet::db::Db;
+use duet::progress::{Cancel, Silent};
+use duet::tasks::classify::{
+    export_csv, run_table, summarize, Classifier, ClassifyConfig, LocalClassifier, RunConfig, Verdict, EXAMPLE_REVIEWS,
+};
+use duet::tasks::input::{Row, Table};
+use std::path::Path;
+
+fn labels() -> Vec<String> {
+    vec!["positive".into(), "negative".into()]
+}
+
+fn classifier() -> LocalClassifier {
+    LocalClassifier::new(engine().clone(), ClassifyConfig::new(labels())).expect("classifier")
+}
+
+#[test]
+fn the_five_course_reviews_each_get_a_label_and_a_probability() {
+    let mut c = classifier();
+    let first: Vec<Verdict> = EXAMPLE_REVIEWS.iter().map(|r| c.classify(r).expect("classifies")).collect();
+    for v in &first {
+        assert!(labels().contains(&v.label));
+        assert!((0.0..=1.0).contains(&v.confidence));
+        assert!((v.scores.iter().sum::<f64>() - 1.0).abs() < 1e-9, "{:?}", v.scores);
+        assert!(v.confidence >= 0.5, "two labels: the chosen one is the likelier");
+    }
+    // Same input, same answer (the KV cache reuse must not leak between rows).
+    let again: Vec<Verdict> = EXAMPLE_REVIEWS.iter().rev().map(|r| c.classify(r).expect("classifies")).collect();
+    for (a, b) in first.iter().zip(again.iter().rev()) {
+        assert_eq!(a.label, b.label);
+        // Reused and fresh prefixes add in a different order: equal to float rounding.
+        assert!((a.confidence - b.confidence).abs() < 1e-4, "{} vs {}", a.confidence, b.confidence);
+    }
+    // The course's expected reading of its own example.
+    let got: Vec<&str> = first.iter().map(|v| v.label.as_str()).collect();
+    assert_eq!(got, ["positive", "positive", "negative", "positive", "negative"]);
+}
+
+#[test]
+fn the_cli_counts_the_example_and_writes_a_csv_that_reads_back() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let out = home.path().join("out.csv");
+    let o = duet(&["classify", "--example", "--out", out.to_str().expect("utf8")], home.path(), &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("There are 3 positive and 2 negative reviews."), "{}", stdout(&o));
+    let t = Table::open(&out).expect("csv reads back");
+    assert_eq!(t.headers, ["text", "label", "confidence", "note"]);
+    let rows: Vec<Row> = t.collect();
+    assert_eq!(rows.len(), 5);
+    let Row::Ok { fields, .. } = &rows[0] else { panic!("{rows:?}") };
+    assert_eq!(fields[0], "The mochi is excellent!");
+    assert_eq!(fields[1], "positive");
+    let conf: f64 = fields[2].parse().expect("a number");
+    assert!((0.5..=1.0).contains(&conf));
+}
+
+/// Cancels the run after `after` rows, like a person pressing Stop.
+struct StopAfter<'a> {
+    inner: LocalClassifier,
+    after: usize,
+    seen: usize,
+    cancel: &'a Cancel,
+}
+
+impl Classifier for StopAfter<'_> {
+    fn backend_label(&self) -> String {
+        self.inner.backend_label()
+    }
+    fn classify(&mut self, review: &str) -> Result<Verdict, String> {
+        self.seen += 1;
+        if self.seen == self.after {
+            self.cancel.cancel();
+        }
+        self.inner.classify(review)
+    }
+}
+
+fn write(dir: &Path, name: &str, content: &[u8]) -> std::path::PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, content).expect("write");
+    p
+}
+
+#[test]
+fn a_cancelled_run_resumes_to_the_same_result_as_an_uninterrupted_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut csv = String::from("id,text,label\n");
+    for (i, r) in EXAMPLE_REVIEWS.iter().chain(["Rude staff.", "Lovely view.", "Too salty."].iter()).enumerate() {
+        csv.push_str(&format!("{i},\"{r}\",x\n"));
+    }
+    let path = write(dir.path(), "r.csv", csv.as_bytes());
+    let mut db = Db::open(&dir.path().join("db.sqlite3")).expect("db");
+    let config = RunConfig {
+        classify: ClassifyConfig::new(labels()),
+        text_column: "text".into(),
+        label_column: None,
+        headers: vec!["id".into(), "text".into(), "label".into()],
+    };
+    let whole = db.create_run("r.csv", "local", "{}").expect("run");
+    let done = run_table(&mut db, whole, Table::open(&path).expect("t"), &config, &mut classifier(), &Silent, &Cancel::new())
+        .expect("runs");
+    assert!(done.finished);
+    assert_eq!(db.run(whole).expect("run").status, "done");
+
+    let part = db.create_run("r.csv", "local", "{}").expect("run");
+    let cancel = Cancel::new();
+    let mut stopping = StopAfter { inner: classifier(), after: 3, seen: 0, cancel: &cancel };
+    let first = run_table(&mut db, part, Table::open(&path).expect("t"), &config, &mut stopping, &Silent, &cancel)
+        .expect("runs");
+    assert!(!first.finished);
+    assert_eq!(db.run(part).expect("run").status, "cancelled");
+    let saved = db.run_rows(part).expect("rows").len();
+    assert!(saved >= 3 && saved < 8, "saved {saved}");
+    let second = run_table(&mut db, part, Table::open(&path).expect("t"), &config, &mut classifier(), &Silent, &Cancel::new())
+        .expect("resumes");
+    assert!(second.finished);
+    assert_eq!(second.classified_now, 8 - saved, "only the missing rows are classified");
+    let a = db.run_rows(whole).expect("rows");
+    let b = db.run_rows(part).expect("rows");
+    assert_eq!(a.len(), 8);
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!((x.row_index, &x.label), (y.row_index, &y.label));
+        assert!((x.confidence.unwrap_or(0.0) - y.confidence.unwrap_or(0.0)).abs() < 1e-6);
+    }
+    let mut buf = Vec::new();
+    export_csv(&config.headers, &b, &mut buf).expect("exports");
+    assert_eq!(String::from_utf8(buf).expect("utf8").lines().count(), 9);
+}
+
+#[test]
+fn messy_rows_are_reported_and_the_run_goes_on() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let long = "The soup was fine. ".repeat(530); // ~10,000 characters
+    let mut csv = b"text,label\n".to_vec();
+    csv.extend_from_slice(b"Great tacos!,positive\n");
+    csv.extend_from_slice(b"\"Broken quote here,negative\n");
+    csv.extend_from_slice(b"Caf\xe9 au lait was cold,negative\n");
+    csv.extend_from_slice(b",positive\n");
+    csv.extend_from_slice(format!("\"{long}\",positive\n").as_bytes());
+    csv.extend_from_slice(b"Awful service.,negative\n");
+    let path = write(dir.path(), "messy.csv", &csv);
+    let home = dir.path().join("home");
+    let o = duet(
+        &["classify", path.to_str().expect("utf8"), "--label-column", "label", "--json", "--max-review-tokens", "256"],
+        &home,
+        &[],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("json");
+    let run = &v["runs"][0];
+    let s = &run["summary"];
+    let counted: u64 = s["counts"].as_array().expect("counts").iter().map(|c| c[1].as_u64().unwrap_or(0)).sum();
+    assert_eq!(counted, 4, "tacos, café, the long one, awful: {s}");
+    assert_eq!(s["skipped"], 2, "the broken quote and the empty review");
+    let skipped = run["skipped_rows"].to_string();
+    assert!(skipped.contains("quote that is never closed"), "{skipped}");
+    assert!(skipped.contains("empty"), "{skipped}");
+    assert_eq!(s["flagged"], 2, "café (not UTF-8) and the long one (truncated)");
+
+    let db = Db::open(&home.join("data/duet.sqlite3")).expect("db");
+    let rows = db.run_rows(run["run"].as_i64().expect("id")).expect("rows");
+    let cafe = rows.iter().find(|r| r.text.starts_with("Caf")).expect("café row");
+    assert_eq!(cafe.text, "Café au lait was cold");
+    assert!(cafe.note.contains("UTF-8"));
+    let long_row = rows.iter().find(|r| r.text.len() > 5000).expect("long row");
+    assert!(long_row.note.contains("truncated"), "{}", long_row.note);
+    assert!(summarize(&labels(), &rows).evaluation.is_some());
+}
+
+#[test]
+fn bad_files_and_labels_get_a_sentence_that_says_what_to_do() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let home = dir.path().join("home");
+    let empty = write(dir.path(), "empty.csv", b"");
+    let o = duet(&["classify", empty.to_str().expect("utf8")], &home, &[]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("is empty"), "{}", stderr(&o));
+
+    let csv = write(dir.path(), "r.csv", b"review,stars\nok,5\n");
+    let o = duet(&["classify", csv.to_str().expect("utf8"), "--column", "text"], &home, &[]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("Its columns are: review, stars"), "{}", stderr(&o));
+
+    let o = duet(&["classify", csv.to_str().expect("utf8"), "--labels", "positive"], &home, &[]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("at least two labels"), "{}", stderr(&o));
+
+    let o = duet(&["classify", csv.to_str().expect("utf8"), "--labels", "good,bad,Good"], &home, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("listed twice"), "{}", stderr(&o));
+    assert!(stdout(&o).contains("There is 1 "), "{}", stdout(&o));
+}

@@ -1,0 +1,220 @@
+//! The desktop app driven through egui_kittest: real app state, the real
+//! default model, a real SQLite file, `duet serve` on 127.0.0.1 as the cloud.
+//! Widgets are found by their labels, as a person finds them.
+
+use crate::common::{default_model, models_dir};
+use duet::config::{CloudProfile, Paths};
+use duet::engine::local::{LoadOptions, LocalEngine};
+use duet::secret::Secret;
+use duet::server::{start, ServerConfig, ServerHandle};
+use duet::ui::services::{LocalState, Services};
+use duet::ui::{DuetApp, Screen};
+use egui_kittest::kittest::Queryable;
+use egui_kittest::Harness;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const TOKEN: &str = "sk-gui-test-token-4242";
+
+fn app(home: &Path) -> DuetApp {
+    default_model();
+    let paths = Paths::resolve(Some(home.to_path_buf()), Some(models_dir()));
+    DuetApp::new(Services::open(paths).expect("services open"))
+}
+
+fn harness<'a>(app: DuetApp) -> Harness<'a, DuetApp> {
+    Harness::builder()
+        .with_size(eframe::egui::Vec2::new(1200.0, 800.0))
+        .with_accessibility_check(false)
+        .build_ui_state(|ui, app: &mut DuetApp| app.ui(ui), app)
+}
+
+/// Step frames until `done` holds (background threads need real time).
+fn wait_for(h: &mut Harness<'_, DuetApp>, what: &str, done: impl Fn(&DuetApp) -> bool) {
+    let start = Instant::now();
+    // Clicks and keys queued before this call are handled by the first step.
+    h.step();
+    while !done(h.state()) {
+        assert!(start.elapsed() < Duration::from_secs(120), "timed out waiting for {what}");
+        h.step();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    h.step();
+}
+
+fn model_ready(a: &DuetApp) -> bool {
+    matches!(a.services.local, LocalState::Ready(_))
+}
+
+/// `duet serve` with a token, as the "cloud".
+fn cloud_server() -> ServerHandle {
+    let engine = LocalEngine::start(&default_model(), LoadOptions::default()).expect("loads");
+    start(engine, ServerConfig { port: 0, token: Some(Secret::new(TOKEN)), ..Default::default() }).expect("serves")
+}
+
+fn add_profile(a: &mut DuetApp, name: &str, server: &ServerHandle, key: &str) {
+    a.services.settings.cloud.push(CloudProfile {
+        name: name.into(),
+        base_url: format!("http://{}/v1", server.addr),
+        model: "smollm2-135m".into(),
+        key_env: Some("DUET_TEST_UNSET_KEY_VAR".into()),
+        key: Some(key.into()),
+        usd_per_m_input: 1.0,
+        usd_per_m_output: 2.0,
+    });
+}
+
+/// At least one widget shows `text` (several may: a label and its text run).
+fn shown(h: &Harness<'_, DuetApp>, text: &str) {
+    assert!(h.query_all_by_label_contains(text).next().is_some(), "nothing on screen says {text:?}");
+}
+
+fn type_into(h: &mut Harness<'_, DuetApp>, hint: &str, text: &str) {
+    h.get_by_label(hint).click();
+    h.step();
+    h.get_by_label(hint).type_text(text);
+    h.step();
+}
+
+#[test]
+fn a_message_streams_an_answer_from_the_local_model_and_survives_a_restart() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let mut h = harness(app(home.path()));
+    wait_for(&mut h, "the model to load", model_ready);
+    type_into(&mut h, "Message", "What is the capital of France?");
+    h.get_by_label("Send").click();
+    h.step();
+    assert!(h.state().chat.is_streaming() || !h.state().chat.messages.is_empty(), "sending started an answer");
+    wait_for(&mut h, "the answer", |a| !a.chat.is_streaming());
+    let msgs = &h.state().chat.messages;
+    assert_eq!(msgs.len(), 2, "{:?}", h.state().chat.error);
+    assert!(msgs[1].content.contains("Paris"), "{}", msgs[1].content);
+    // The badge and the metrics are on screen.
+    shown(&h, "on this computer");
+    shown(&h, "tok/s");
+
+    // A new app on the same database shows the same conversation.
+    drop(h);
+    let mut h = harness(app(home.path()));
+    h.step();
+    assert_eq!(h.state().chat.messages.len(), 2);
+    shown(&h, "What is the capital of France?");
+    shown(&h, "Paris");
+}
+
+#[test]
+fn stop_cancels_a_long_answer() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let mut a = app(home.path());
+    a.chat.conv.max_tokens = 2000;
+    a.chat.conv.temperature = 0.8;
+    let mut h = harness(a);
+    wait_for(&mut h, "the model to load", model_ready);
+    type_into(&mut h, "Message", "Write a very long story about a dragon, with many chapters.");
+    h.get_by_label("Send").click();
+    wait_for(&mut h, "some text", |a| a.chat.streaming_text().is_some_and(|t| t.len() > 20));
+    h.get_by_label("Stop").click();
+    wait_for(&mut h, "the stop", |a| !a.chat.is_streaming());
+    let m = h.state().chat.messages.last().expect("the partial answer is kept");
+    assert_eq!(m.role, "assistant");
+    let metrics = m.metrics.as_ref().expect("metrics");
+    assert!(metrics.stopped, "marked as stopped");
+    assert!(metrics.completion_tokens < 2000);
+    shown(&h, "stopped");
+}
+
+#[test]
+fn switching_to_a_cloud_profile_changes_the_badge_and_a_bad_key_says_what_to_do() {
+    let server = cloud_server();
+    let home = tempfile::tempdir().expect("tempdir");
+    let mut a = app(home.path());
+    add_profile(&mut a, "lab", &server, TOKEN);
+    add_profile(&mut a, "wrongkey", &server, "sk-not-the-right-one");
+    let mut h = harness(a);
+    wait_for(&mut h, "the model to load", model_ready);
+    type_into(&mut h, "Message", "Say hello.");
+    h.get_by_label("Send").click();
+    wait_for(&mut h, "the local answer", |a| !a.chat.is_streaming());
+
+    // Switch mid-conversation: the history stays, the next answer says where it ran.
+    h.state_mut().set_chat_backend("cloud:lab");
+    h.step();
+    shown(&h, "sent to 127.0.0.1");
+    type_into(&mut h, "Message", "And goodbye?");
+    h.get_by_label("Send").click();
+    wait_for(&mut h, "the cloud answer", |a| !a.chat.is_streaming());
+    let msgs = h.state().chat.messages.clone();
+    assert_eq!(msgs.len(), 4, "{:?}", h.state().chat.error);
+    assert_eq!(msgs[1].location, "on this computer");
+    assert!(msgs[3].location.starts_with("sent to 127.0.0.1"), "{}", msgs[3].location);
+    assert!(msgs[3].metrics.as_ref().and_then(|m| m.cost_usd).is_some_and(|c| c > 0.0), "cloud answers have a cost");
+
+    h.state_mut().set_chat_backend("cloud:wrongkey");
+    type_into(&mut h, "Message", "Hello?");
+    h.get_by_label("Send").click();
+    wait_for(&mut h, "the refusal", |a| !a.chat.is_streaming());
+    let err = h.state().chat.error.clone().expect("an error is shown");
+    assert!(err.contains("401") && err.contains("key"), "{err}");
+    assert!(!err.contains("sk-not-the-right-one"), "the key never appears: {err}");
+    shown(&h, "rejected");
+    server.shutdown();
+}
+
+#[test]
+fn the_models_screen_lists_the_catalog() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let mut h = harness(app(home.path()));
+    h.get_by_label("Models").click();
+    h.step();
+    assert_eq!(h.state().screen, Screen::Models);
+    for name in ["SmolLM2 135M Instruct (default)", "Gemma 3 270M", "Phi-3.5 mini Instruct"] {
+        h.get_by_label(name);
+    }
+    wait_for(&mut h, "the model to load", model_ready);
+    shown(&h, "verified");
+}
+
+#[test]
+fn the_reviews_example_is_classified_counted_and_charted() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let mut h = harness(app(home.path()));
+    h.get_by_label("Reviews").click();
+    h.step();
+    wait_for(&mut h, "the model to load", model_ready);
+    h.get_by_label("Try the example").click();
+    h.step();
+    h.get_by_label("Classify").click();
+    h.step();
+    wait_for(&mut h, "the run", |a| !a.reviews.is_running());
+    let s = h.state().reviews.summary.clone().expect("a summary");
+    assert_eq!(s.counts.iter().map(|(_, c)| c).sum::<usize>(), 5, "every review is labeled");
+    shown(&h, &s.sentence());
+    shown(&h, "The mochi is excellent!");
+    // The chart's bars carry the labels.
+    shown(&h, "positive");
+}
+
+#[test]
+fn compare_fills_both_columns_and_keeps_the_verdict() {
+    let server = cloud_server();
+    let home = tempfile::tempdir().expect("tempdir");
+    let mut a = app(home.path());
+    add_profile(&mut a, "lab", &server, TOKEN);
+    a.compare.selected = vec!["local".into(), "cloud:lab".into()];
+    let mut h = harness(a);
+    h.get_by_label("Compare").click();
+    h.step();
+    wait_for(&mut h, "the model to load", model_ready);
+    type_into(&mut h, "Prompt", "Name a fruit.");
+    h.get_by_label("Run comparison").click();
+    wait_for(&mut h, "both answers", |a| a.compare.saved_id.is_some());
+    shown(&h, "stayed on this computer");
+    h.get_by_label_contains("$0 (free)");
+    h.get_by_label("Tie").click();
+    h.step();
+    assert_eq!(h.state().compare.verdict, Some(duet::tasks::compare::Verdict::Tie));
+    let tallies = duet::tasks::compare::tallies(&h.state().services.db).expect("tallies");
+    assert_eq!(tallies.len(), 1);
+    assert_eq!(tallies[0].ties, 1);
+    server.shutdown();
+}
