@@ -20,6 +20,8 @@ pub struct BenchOptions {
     pub prompt_tokens: usize,
     pub gen_tokens: usize,
     pub repetitions: usize,
+    /// Also time classification of duet's 240 labeled reviews.
+    pub classify: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -45,6 +47,34 @@ pub struct BenchReport {
     pub ttft_prompt_tokens: usize,
     pub peak_rss_bytes: u64,
     pub tests: Vec<TestResult>,
+    /// Short reviews labeled per second (duet's 240-review set, shared prefix reused).
+    pub reviews_per_s: Option<f64>,
+    /// Accuracy on that set, without calibration.
+    pub review_accuracy: Option<f64>,
+}
+
+/// Classify duet's evaluation set with a fresh engine: (reviews/s, accuracy).
+fn classify_speed(path: &Path, threads: usize) -> Result<(f64, f64), String> {
+    use crate::tasks::classify::{Classifier, ClassifyConfig, LocalClassifier, EVAL_CSV};
+    let engine = crate::engine::local::LocalEngine::start(path, LoadOptions { context_length: 1024, threads })
+        .map_err(|e| e.to_string())?;
+    let labels = vec!["positive".to_string(), "negative".to_string()];
+    let mut c = LocalClassifier::new(engine, ClassifyConfig::new(labels)).map_err(|e| e.to_string())?;
+    let rows: Vec<(String, String)> = csv::Reader::from_reader(EVAL_CSV.as_bytes())
+        .records()
+        .filter_map(Result::ok)
+        .map(|r| (r[0].to_string(), r[1].to_string()))
+        .collect();
+    // Warm the shared prefix once, as a real run's first row does.
+    c.classify(&rows[0].0)?;
+    let t = Instant::now();
+    let mut correct = 0;
+    for (text, gold) in &rows {
+        if c.classify(text)?.label == *gold {
+            correct += 1;
+        }
+    }
+    Ok((rows.len() as f64 / t.elapsed().as_secs_f64(), correct as f64 / rows.len() as f64))
 }
 
 fn mean_std(xs: &[f64]) -> (f64, f64) {
@@ -123,20 +153,35 @@ pub fn run(path: &Path, opts: &BenchOptions, progress: &mut dyn FnMut(&str)) -> 
         ttft_prompt_tokens = c.usage.prompt_tokens;
     }
     let (ttft_ms, _) = mean_std(&ttfts);
+    let threads = model.threads();
+    let (backend, facts) = (model.backend_name(), model.facts.clone());
+    let peak = peak_rss_bytes();
+    drop(model);
+
+    let (reviews_per_s, review_accuracy) = if opts.classify && facts.architecture == "llama" {
+        progress("classifying 240 reviews");
+        let (r, a) = classify_speed(path, opts.threads)?;
+        (Some(r), Some(a))
+    } else {
+        (None, None)
+    };
 
     Ok(BenchReport {
         model: path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
-        model_size_bytes: model.facts.file_size_bytes,
-        architecture: model.facts.architecture.clone(),
-        backend: model.backend_name(),
+        model_size_bytes: facts.file_size_bytes,
+        architecture: facts.architecture.clone(),
+        backend,
         cpu: cpu_name(),
         cpu_features: kernels::cpu_features(),
-        threads: model.threads(),
+        threads,
         load_ms,
         ttft_ms,
         ttft_prompt_tokens,
-        peak_rss_bytes: peak_rss_bytes(),
+        // Generation only: the classification pass below loads a second copy.
+        peak_rss_bytes: peak,
         tests,
+        reviews_per_s,
+        review_accuracy,
     })
 }
 
@@ -183,5 +228,11 @@ pub fn render(r: &BenchReport) -> String {
         r.ttft_ms,
         r.peak_rss_bytes as f64 / 1e6
     ));
+    if let (Some(rps), Some(acc)) = (r.reviews_per_s, r.review_accuracy) {
+        s.push_str(&format!(
+            "classification: {rps:.1} reviews/s ({:.1}% correct on 240 labeled reviews)\n",
+            100.0 * acc
+        ));
+    }
     s
 }

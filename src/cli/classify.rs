@@ -40,9 +40,10 @@ pub struct ClassifyArgs {
     /// The prompt; {review} marks where each review goes (default: the course's wording).
     #[arg(long)]
     pub instruction: Option<String>,
-    /// Don't correct the model's bias toward some labels.
+    /// Correct the model's bias toward some labels, measured on content-free
+    /// inputs (contextual calibration). Measure it on labeled rows before trusting it.
     #[arg(long)]
-    pub no_calibrate: bool,
+    pub calibrate: bool,
     /// Longer reviews are cut to this many tokens (and flagged).
     #[arg(long, default_value_t = 512)]
     pub max_review_tokens: usize,
@@ -92,7 +93,7 @@ pub fn classify(store: &Store, catalog: &Catalog, a: ClassifyArgs) -> Result<()>
         if let Some(i) = &a.instruction {
             classify.instruction = if i.contains("{review}") { i.clone() } else { format!("{i}\n\n{{review}}") };
         }
-        classify.calibrate = !a.no_calibrate;
+        classify.calibrate = a.calibrate;
         classify.max_review_tokens = a.max_review_tokens.max(1);
         for backend in &a.backend {
             let table = Table::open(&source)?;

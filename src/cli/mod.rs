@@ -224,6 +224,9 @@ pub struct BenchArgs {
     /// Repetitions of each test.
     #[arg(short = 'r', default_value_t = 5)]
     pub reps: usize,
+    /// Skip timing the classification of 240 labeled reviews.
+    #[arg(long)]
+    pub no_classify: bool,
     #[arg(long)]
     pub json: bool,
 }
@@ -549,6 +552,7 @@ fn bench(store: &Store, catalog: &Catalog, a: BenchArgs) -> Result<()> {
         prompt_tokens: a.prompt,
         gen_tokens: a.gen,
         repetitions: a.reps,
+        classify: !a.no_classify,
     };
     let show = std::io::stderr().is_terminal();
     let report = crate::bench::run(&path, &opts, &mut |what| {

@@ -70,7 +70,7 @@ impl Default for ReviewsScreen {
             instruction_for: labels.clone(),
             labels,
             instruction,
-            calibrate: true,
+            calibrate: false,
             backend: "local".into(),
             running: None,
             shown_run: None,

@@ -102,8 +102,9 @@ fn a_cancelled_run_resumes_to_the_same_result_as_an_uninterrupted_one() {
         headers: vec!["id".into(), "text".into(), "label".into()],
     };
     let whole = db.create_run("r.csv", "local", "{}").expect("run");
-    let done = run_table(&mut db, whole, Table::open(&path).expect("t"), &config, &mut classifier(), &Silent, &Cancel::new())
-        .expect("runs");
+    let done =
+        run_table(&mut db, whole, Table::open(&path).expect("t"), &config, &mut classifier(), &Silent, &Cancel::new())
+            .expect("runs");
     assert!(done.finished);
     assert_eq!(db.run(whole).expect("run").status, "done");
 
@@ -116,8 +117,9 @@ fn a_cancelled_run_resumes_to_the_same_result_as_an_uninterrupted_one() {
     assert_eq!(db.run(part).expect("run").status, "cancelled");
     let saved = db.run_rows(part).expect("rows").len();
     assert!(saved >= 3 && saved < 8, "saved {saved}");
-    let second = run_table(&mut db, part, Table::open(&path).expect("t"), &config, &mut classifier(), &Silent, &Cancel::new())
-        .expect("resumes");
+    let second =
+        run_table(&mut db, part, Table::open(&path).expect("t"), &config, &mut classifier(), &Silent, &Cancel::new())
+            .expect("resumes");
     assert!(second.finished);
     assert_eq!(second.classified_now, 8 - saved, "only the missing rows are classified");
     let a = db.run_rows(whole).expect("rows");
