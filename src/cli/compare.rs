@@ -104,17 +104,14 @@ pub fn compare(store: &Store, catalog: &Catalog, a: CompareArgs) -> Result<()> {
     }
     writeln!(
         out,
-        "{:<3} {:>9} {:>8} {:>8} {:>7} {:>7} {:>10}  where",
+        "{:<3} {:>9} {:>8} {:>8} {:>7} {:>7} {:>13}  where",
         "", "1st tok", "total", "tok/s", "prompt", "answer", "cost"
     )?;
     for (i, c) in cmp.columns.iter().enumerate() {
-        let cost = match c.cost_usd {
-            None => "$0 (free)".to_string(),
-            Some(v) => format!("${v:.5}"),
-        };
+        let cost = c.cost_short();
         writeln!(
             out,
-            "{:<3} {:>7.0}ms {:>7.1}s {:>8.1} {:>7} {:>7} {:>10}  {}",
+            "{:<3} {:>7.0}ms {:>7.1}s {:>8.1} {:>7} {:>7} {:>13}  {}",
             (b'A' + i as u8) as char,
             c.ttft_ms,
             c.total_ms / 1e3,

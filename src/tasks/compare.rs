@@ -37,16 +37,25 @@ pub struct Column {
     pub tok_per_s: f64,
     pub prompt_tokens: usize,
     pub completion_tokens: usize,
-    /// None when the backend is free (local); Some(0.0) when a cloud price is unknown.
+    /// None when the backend is free (local).
     pub cost_usd: Option<f64>,
+    /// False for a cloud profile with no prices set (its cost shows as unknown).
+    #[serde(default)]
+    pub price_known: bool,
 }
 
 impl Column {
     /// "free — stayed on this computer" / "$0.00012 — sent to api.openai.com".
     pub fn cost_text(&self) -> String {
+        format!("{} — {}", self.cost_short(), self.location_text())
+    }
+
+    /// "$0 (free)", "$0.00012", or "price not set".
+    pub fn cost_short(&self) -> String {
         match self.cost_usd {
-            None => format!("$0 (free) — {}", self.location_text()),
-            Some(c) => format!("${c:.5} — {}", self.location_text()),
+            None => "$0 (free)".to_string(),
+            Some(_) if !self.price_known => "price not set".to_string(),
+            Some(c) => format!("${c:.5}"),
         }
     }
 
@@ -177,6 +186,7 @@ impl Comparison {
                 } else {
                     col.completion_tokens.saturating_sub(1) as f64 * 1e3 / decode_ms
                 };
+                col.price_known = self.prices[i].is_none_or(|(inp, out)| inp > 0.0 || out > 0.0);
                 col.cost_usd = self.prices[i]
                     .map(|(inp, out)| (col.prompt_tokens as f64 * inp + col.completion_tokens as f64 * out) / 1e6);
             }

@@ -116,7 +116,7 @@ impl ModelsScreen {
         }
         ui.separator();
         let default = services.default_model_spec();
-        egui::ScrollArea::vertical().auto_shrink([false, false]).show(ui, |ui| {
+        egui::ScrollArea::both().auto_shrink([false, false]).show(ui, |ui| {
             egui::Grid::new("catalog").striped(true).num_columns(8).spacing([12.0, 6.0]).show(ui, |ui| {
                 for h in ["Model", "Parameters", "Quantization", "Size", "License", "Here", "Fits in memory", ""] {
                     ui.strong(h);

@@ -55,6 +55,8 @@ pub struct ReviewsScreen {
     only_mistakes: bool,
     compare_with: Option<i64>,
     picking: Option<mpsc::Receiver<PathBuf>>,
+    /// The last run is shown when the screen first opens.
+    opened: bool,
 }
 
 impl Default for ReviewsScreen {
@@ -83,6 +85,7 @@ impl Default for ReviewsScreen {
             only_mistakes: false,
             compare_with: None,
             picking: None,
+            opened: false,
         }
     }
 }
@@ -281,6 +284,12 @@ impl ReviewsScreen {
     }
 
     pub fn ui(&mut self, ui: &mut egui::Ui, services: &mut Services) {
+        if !self.opened {
+            self.opened = true;
+            if let Some(last) = services.db.runs().ok().and_then(|r| r.into_iter().next()) {
+                self.show_run(&services.db, last.id);
+            }
+        }
         self.poll(services);
         if self.running.is_some() {
             ui.ctx().request_repaint_after(std::time::Duration::from_millis(60));

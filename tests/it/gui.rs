@@ -66,6 +66,10 @@ fn add_profile(a: &mut DuetApp, name: &str, server: &ServerHandle, key: &str) {
 
 /// At least one widget shows `text` (several may: a label and its text run).
 fn shown(h: &Harness<'_, DuetApp>, text: &str) {
+    shown_in(h, text);
+}
+
+fn shown_in<S>(h: &Harness<'_, S>, text: &str) {
     assert!(h.query_all_by_label_contains(text).next().is_some(), "nothing on screen says {text:?}");
 }
 
@@ -217,4 +221,15 @@ fn compare_fills_both_columns_and_keeps_the_verdict() {
     assert_eq!(tallies.len(), 1);
     assert_eq!(tallies[0].ties, 1);
     server.shutdown();
+}
+
+#[test]
+fn code_blocks_in_answers_have_a_copy_button() {
+    let mut cache = egui_commonmark::CommonMarkCache::default();
+    let mut h = Harness::builder().with_accessibility_check(false).build_ui(move |ui| {
+        egui_commonmark::CommonMarkViewer::new().show(ui, &mut cache, "Run:\n\n```sh\ncargo run --release\n```\n");
+    });
+    h.run();
+    shown_in(&h, "cargo run --release");
+    assert!(h.query_all_by_role(eframe::egui::accesskit::Role::Button).next().is_some(), "the copy button");
 }
