@@ -49,7 +49,7 @@ pub struct BenchReport {
     pub tests: Vec<TestResult>,
     /// Short reviews labeled per second (duet's 240-review set, shared prefix reused).
     pub reviews_per_s: Option<f64>,
-    /// Accuracy on that set, without calibration.
+    /// Accuracy on that set, with the default bias correction.
     pub review_accuracy: Option<f64>,
 }
 

@@ -23,6 +23,17 @@ pub enum CatalogError {
 pub struct Catalog {
     #[serde(rename = "model")]
     pub models: Vec<ModelEntry>,
+    /// Published cloud prices, for profiles that set none.
+    #[serde(rename = "cloud_price", default)]
+    pub cloud_prices: Vec<CloudPrice>,
+}
+
+/// US dollars per million tokens for one cloud model.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct CloudPrice {
+    pub model: String,
+    pub usd_per_m_input: f64,
+    pub usd_per_m_output: f64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -121,6 +132,27 @@ impl Catalog {
         self.models.iter().find(|m| m.default).unwrap_or(&self.models[0])
     }
 
+    /// (input, output) dollars per million tokens for a cloud profile: its own
+    /// prices when set, else the catalog's for its model, else zero (unknown).
+    pub fn prices_for(&self, profile: &crate::config::CloudProfile) -> (f64, f64) {
+        if profile.usd_per_m_input > 0.0 || profile.usd_per_m_output > 0.0 {
+            return (profile.usd_per_m_input, profile.usd_per_m_output);
+        }
+        // "openai/gpt-4o-mini" or "gpt-4o-mini-2024-07-18" still find "gpt-4o-mini".
+        let name = profile.model.rsplit('/').next().unwrap_or(&profile.model);
+        self.cloud_prices
+            .iter()
+            .filter(|p| {
+                name == p.model
+                    || name.strip_prefix(p.model.as_str()).is_some_and(|rest| {
+                        rest.starts_with('-') && rest[1..].starts_with(|c: char| c.is_ascii_digit())
+                    })
+            })
+            .max_by_key(|p| p.model.len())
+            .map(|p| (p.usd_per_m_input, p.usd_per_m_output))
+            .unwrap_or((0.0, 0.0))
+    }
+
     pub fn get(&self, id: &str) -> Result<&ModelEntry, CatalogError> {
         self.models.iter().find(|m| m.id == id).ok_or_else(|| CatalogError::Unknown {
             id: id.to_string(),
@@ -168,6 +200,22 @@ pub fn human_bytes(bytes: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cloud_prices_come_from_the_profile_then_the_catalog() {
+        let c = Catalog::builtin().expect("parses");
+        let mut p = crate::config::Settings::default().cloud[0].clone();
+        p.usd_per_m_input = 0.0;
+        p.usd_per_m_output = 0.0;
+        p.model = "gpt-4o-mini-2024-07-18".into();
+        assert_eq!(c.prices_for(&p), (0.15, 0.60), "dated names find their model, not gpt-4o");
+        p.model = "openai/gpt-4o".into();
+        assert_eq!(c.prices_for(&p), (2.50, 10.00));
+        p.model = "my-own-model".into();
+        assert_eq!(c.prices_for(&p), (0.0, 0.0));
+        p.usd_per_m_output = 3.0;
+        assert_eq!(c.prices_for(&p), (0.0, 3.0));
+    }
 
     #[test]
     fn builtin_catalog_parses_and_default_is_smollm2_q4_1() {

@@ -170,6 +170,8 @@ pub struct RunInfo {
     pub config_json: String,
     pub status: String,
     pub rows: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
 }
 
 pub fn now_s() -> i64 {
@@ -231,36 +233,14 @@ impl Db {
 
     /// Newest first.
     pub fn conversations(&self) -> Result<Vec<Conversation>, DbError> {
-        let mut stmt = self.conn.prepare(
-            "SELECT id, title, backend, settings_json, updated_at FROM conversations ORDER BY updated_at DESC, id DESC",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            Ok(Conversation {
-                id: r.get(0)?,
-                title: r.get(1)?,
-                backend: r.get(2)?,
-                settings_json: r.get(3)?,
-                updated_at: r.get(4)?,
-            })
-        })?;
+        let mut stmt = self.conn.prepare(&format!("{CONVERSATION_COLUMNS} ORDER BY updated_at DESC, id DESC"))?;
+        let rows = stmt.query_map([], conversation_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
     pub fn conversation(&self, id: i64) -> Result<Conversation, DbError> {
         self.conn
-            .query_row(
-                "SELECT id, title, backend, settings_json, updated_at FROM conversations WHERE id = ?1",
-                [id],
-                |r| {
-                    Ok(Conversation {
-                        id: r.get(0)?,
-                        title: r.get(1)?,
-                        backend: r.get(2)?,
-                        settings_json: r.get(3)?,
-                        updated_at: r.get(4)?,
-                    })
-                },
-            )
+            .query_row(&format!("{CONVERSATION_COLUMNS} WHERE id = ?1"), [id], conversation_row)
             .optional()?
             .ok_or(DbError::Missing { what: "conversation", id })
     }
@@ -388,41 +368,15 @@ impl Db {
 
     pub fn run(&self, run_id: i64) -> Result<RunInfo, DbError> {
         self.conn
-            .query_row(
-                "SELECT id, source, backend, config_json, status, (SELECT COUNT(*) FROM run_rows WHERE run_id = runs.id)
-                 FROM runs WHERE id = ?1",
-                [run_id],
-                |r| {
-                    Ok(RunInfo {
-                        id: r.get(0)?,
-                        source: r.get(1)?,
-                        backend: r.get(2)?,
-                        config_json: r.get(3)?,
-                        status: r.get(4)?,
-                        rows: r.get(5)?,
-                    })
-                },
-            )
+            .query_row(&format!("{RUN_COLUMNS} WHERE id = ?1"), [run_id], run_info_row)
             .optional()?
             .ok_or(DbError::Missing { what: "run", id: run_id })
     }
 
     /// Newest first.
     pub fn runs(&self) -> Result<Vec<RunInfo>, DbError> {
-        let mut stmt = self.conn.prepare(
-            "SELECT id, source, backend, config_json, status, (SELECT COUNT(*) FROM run_rows WHERE run_id = runs.id)
-             FROM runs ORDER BY id DESC",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            Ok(RunInfo {
-                id: r.get(0)?,
-                source: r.get(1)?,
-                backend: r.get(2)?,
-                config_json: r.get(3)?,
-                status: r.get(4)?,
-                rows: r.get(5)?,
-            })
-        })?;
+        let mut stmt = self.conn.prepare(&format!("{RUN_COLUMNS} ORDER BY id DESC"))?;
+        let rows = stmt.query_map([], run_info_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -531,6 +485,34 @@ impl Db {
         let rows = stmt.query_map([], |r| r.get(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+}
+
+const CONVERSATION_COLUMNS: &str = "SELECT id, title, backend, settings_json, updated_at FROM conversations";
+
+fn conversation_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Conversation> {
+    Ok(Conversation {
+        id: r.get(0)?,
+        title: r.get(1)?,
+        backend: r.get(2)?,
+        settings_json: r.get(3)?,
+        updated_at: r.get(4)?,
+    })
+}
+
+const RUN_COLUMNS: &str = "SELECT id, source, backend, config_json, status,
+    (SELECT COUNT(*) FROM run_rows WHERE run_id = runs.id), created_at, updated_at FROM runs";
+
+fn run_info_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunInfo> {
+    Ok(RunInfo {
+        id: r.get(0)?,
+        source: r.get(1)?,
+        backend: r.get(2)?,
+        config_json: r.get(3)?,
+        status: r.get(4)?,
+        rows: r.get(5)?,
+        created_at: r.get(6)?,
+        updated_at: r.get(7)?,
+    })
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -40,10 +40,13 @@ pub struct ClassifyArgs {
     /// The prompt; {review} marks where each review goes (default: the course's wording).
     #[arg(long)]
     pub instruction: Option<String>,
-    /// Correct the model's bias toward some labels, measured on content-free
-    /// inputs (contextual calibration). Measure it on labeled rows before trusting it.
-    #[arg(long)]
-    pub calibrate: bool,
+    /// A worked example shown to the model before each review: "text => label" (repeatable).
+    #[arg(long = "shot")]
+    pub shots: Vec<String>,
+    /// How much of the model's bias toward some labels to correct, 0 (none) to 1
+    /// (full contextual calibration); measure on labeled rows before changing it.
+    #[arg(long, default_value_t = crate::tasks::classify::DEFAULT_CALIBRATION)]
+    pub calibration: f64,
     /// Longer reviews are cut to this many tokens (and flagged).
     #[arg(long, default_value_t = 512)]
     pub max_review_tokens: usize,
@@ -93,7 +96,8 @@ pub fn classify(store: &Store, catalog: &Catalog, a: ClassifyArgs) -> Result<()>
         if let Some(i) = &a.instruction {
             classify.instruction = if i.contains("{review}") { i.clone() } else { format!("{i}\n\n{{review}}") };
         }
-        classify.calibrate = a.calibrate;
+        classify.calibration = a.calibration.clamp(0.0, 1.0);
+        classify.examples = crate::tasks::classify::parse_examples(&a.shots, &classify.labels)?;
         classify.max_review_tokens = a.max_review_tokens.max(1);
         for backend in &a.backend {
             let table = Table::open(&source)?;
@@ -158,7 +162,7 @@ fn make_classifier(
             name.unwrap_or("")
         )
     })?;
-    let cloud = crate::engine::cloud::backend_for(&profile, CloudOptions { stream: false, ..CloudOptions::default() });
+    let cloud = crate::engine::cloud::backend_for(&profile, CloudOptions::default());
     if std::io::stderr().is_terminal() {
         eprintln!("(reviews are sent to {})", cloud.host());
     }

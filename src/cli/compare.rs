@@ -61,11 +61,7 @@ pub fn compare(store: &Store, catalog: &Catalog, a: CompareArgs) -> Result<()> {
         })?;
         let backend = crate::engine::cloud::backend_for(profile, CloudOptions::default());
         let spec = format!("cloud:{}", profile.name);
-        contenders.push(Contender {
-            spec,
-            backend: Box::new(backend),
-            prices: Some((profile.usd_per_m_input, profile.usd_per_m_output)),
-        });
+        contenders.push(Contender { spec, backend: Box::new(backend), prices: Some(catalog.prices_for(profile)) });
     }
     let system = a.system.clone().unwrap_or_default();
     let mut messages = Vec::new();

@@ -49,6 +49,9 @@ pub struct CloudOptions {
     /// Longest wait between tries, whatever Retry-After says.
     pub max_backoff: Duration,
     pub stream: bool,
+    /// Ask for the top-N alternatives of each answer token (non-streaming replies
+    /// return those of the first token in [`Completion::first_token_logprobs`]).
+    pub top_logprobs: Option<usize>,
 }
 
 impl Default for CloudOptions {
@@ -59,6 +62,7 @@ impl Default for CloudOptions {
             max_retries: 3,
             max_backoff: Duration::from_secs(30),
             stream: true,
+            top_logprobs: None,
         }
     }
 }
@@ -91,6 +95,12 @@ impl CloudBackend {
     }
 
     /// The host the data goes to, as shown to people.
+    /// The same endpoint with other options (e.g. whole replies with logprobs for classification).
+    pub fn with_options(mut self, change: impl FnOnce(&mut CloudOptions)) -> Self {
+        change(&mut self.opts);
+        self
+    }
+
     pub fn host(&self) -> String {
         reqwest::Url::parse(&self.base_url)
             .ok()
@@ -125,6 +135,10 @@ impl CloudBackend {
         }
         if stream {
             body["stream_options"] = json!({ "include_usage": true });
+        }
+        if let Some(n) = self.opts.top_logprobs {
+            body["logprobs"] = json!(true);
+            body["top_logprobs"] = json!(n);
         }
         body
     }
@@ -232,6 +246,13 @@ impl CloudBackend {
             let _ = tx.send(Event::Delta(text.clone()));
         }
         let usage = parse_usage(&v["usage"]);
+        // OpenAI's shape: choices[0].logprobs.content[0].top_logprobs[] = {token, logprob}.
+        let first_token_logprobs = choice["logprobs"]["content"][0]["top_logprobs"]
+            .as_array()
+            .map(|alts| {
+                alts.iter().filter_map(|a| Some((a["token"].as_str()?.to_string(), a["logprob"].as_f64()?))).collect()
+            })
+            .unwrap_or_default();
         Ok(Completion {
             finish_reason: parse_finish(choice["finish_reason"].as_str()),
             timings: Timings {
@@ -243,6 +264,7 @@ impl CloudBackend {
             usage,
             text,
             dropped_messages: 0,
+            first_token_logprobs,
         })
     }
 
@@ -304,6 +326,7 @@ impl CloudBackend {
                     },
                     usage,
                     dropped_messages: 0,
+                    first_token_logprobs: Vec::new(),
                 });
             }
             let v: Value = serde_json::from_str(data).map_err(|e| CloudError::Malformed {
@@ -416,6 +439,7 @@ fn cancelled_completion(t0: Instant) -> Completion {
         usage: Usage::default(),
         timings: Timings { decode_ms: t0.elapsed().as_secs_f64() * 1e3, ..Default::default() },
         dropped_messages: 0,
+        first_token_logprobs: Vec::new(),
     }
 }
 

@@ -74,6 +74,10 @@ pub struct Completion {
     pub timings: Timings,
     /// Turns dropped from the front of the conversation to fit the context.
     pub dropped_messages: usize,
+    /// The likeliest first tokens of the answer with their log-probabilities,
+    /// when asked for and the backend offers them (cloud `logprobs`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub first_token_logprobs: Vec<(String, f64)>,
 }
 
 #[derive(Debug, Clone)]

@@ -43,6 +43,8 @@ pub enum ClassifyError {
     TooFewLabels(String),
     #[error("the instruction must say where the review goes with {{review}}")]
     NoPlaceholder,
+    #[error("example {0:?} should look like: review text => label (with a label from the list)")]
+    BadExample(String),
     #[error(transparent)]
     Input(#[from] crate::tasks::input::InputError),
     #[error(transparent)]
@@ -61,14 +63,22 @@ pub struct ClassifyConfig {
     /// Few-shot examples (review, label), shown to the model before each row.
     #[serde(default)]
     pub examples: Vec<(String, String)>,
-    /// Divide out the model's bias toward some labels, measured on content-free
-    /// inputs. Off by default: on duet's 240-review evaluation set it lowered the
-    /// default model's accuracy from 85.0% to 71.7% (see README).
-    #[serde(default)]
-    pub calibrate: bool,
+    /// How much of the model's bias toward some labels to divide out (0 = none,
+    /// 1 = full contextual calibration), the bias being measured on content-free
+    /// inputs. Full calibration over-corrects the default model (85.0% → 71.7% on
+    /// duet's 240 labeled reviews); a quarter of it helps (89.2%, and the same on
+    /// each half of the set when the strength is picked on the other; see README).
+    #[serde(default = "default_calibration")]
+    pub calibration: f64,
     /// Longer reviews are cut to this many tokens, and flagged.
     #[serde(default = "default_max_review_tokens")]
     pub max_review_tokens: usize,
+}
+
+pub const DEFAULT_CALIBRATION: f64 = 0.25;
+
+fn default_calibration() -> f64 {
+    DEFAULT_CALIBRATION
 }
 
 fn default_max_review_tokens() -> usize {
@@ -82,7 +92,7 @@ impl ClassifyConfig {
             labels,
             instruction,
             examples: Vec::new(),
-            calibrate: false,
+            calibration: DEFAULT_CALIBRATION,
             max_review_tokens: default_max_review_tokens(),
         }
     }
@@ -129,6 +139,22 @@ pub fn parse_labels(text: &str) -> Result<(Vec<String>, Vec<String>), ClassifyEr
         return Err(ClassifyError::TooFewLabels(if labels.is_empty() { "none".into() } else { labels.join(", ") }));
     }
     Ok((labels, repeats))
+}
+
+/// Few-shot examples written as `review => label`, one per line; each label
+/// must be one of `labels` (case-insensitive; the list's spelling is used).
+pub fn parse_examples(lines: &[String], labels: &[String]) -> Result<Vec<(String, String)>, ClassifyError> {
+    let mut out = Vec::new();
+    for line in lines.iter().flat_map(|l| l.lines()).map(str::trim).filter(|l| !l.is_empty()) {
+        let bad = || ClassifyError::BadExample(line.to_string());
+        let (text, label) = line.rsplit_once("=>").ok_or_else(bad)?;
+        let label = labels.iter().find(|l| l.eq_ignore_ascii_case(label.trim())).ok_or_else(bad)?;
+        if text.trim().is_empty() {
+            return Err(bad());
+        }
+        out.push((text.trim().to_string(), label.clone()));
+    }
+    Ok(out)
 }
 
 /// The course's wording for positive/negative; the same shape for any labels.
@@ -209,7 +235,7 @@ impl LocalClassifier {
             forms.push(ids);
         }
         let mut me = LocalClassifier { engine, config, forms, bias: None };
-        if me.config.calibrate {
+        if me.config.calibration > 0.0 {
             // Contextual calibration (Zhao et al., 2021): what the model says to
             // a review with no content is its prior; divide it out.
             let mut sum = vec![0.0; me.forms.len()];
@@ -221,7 +247,8 @@ impl LocalClassifier {
                     *s += v / free.len() as f64;
                 }
             }
-            me.bias = Some(sum.iter().map(|p| p.max(1e-12).ln()).collect());
+            let strength = me.config.calibration.min(1.0);
+            me.bias = Some(sum.iter().map(|p| strength * p.max(1e-12).ln()).collect());
         }
         Ok(me)
     }
@@ -287,6 +314,12 @@ pub struct CloudClassifier {
 impl CloudClassifier {
     pub fn new(backend: CloudBackend, config: ClassifyConfig, cancel: Cancel) -> Result<Self, ClassifyError> {
         config.check()?;
+        // One word needs no stream; ask for the alternatives too, for a real confidence
+        // where the endpoint offers them (endpoints that don't, ignore the fields).
+        let backend = backend.with_options(|o| {
+            o.stream = false;
+            o.top_logprobs = Some(5);
+        });
         Ok(CloudClassifier { backend, config, cancel })
     }
 }
@@ -308,7 +341,24 @@ impl Classifier for CloudClassifier {
         let mut req = GenRequest::new(self.config.messages(&text));
         req.sampling = SamplingParams { temperature: 0.0, ..SamplingParams::default() };
         req.max_tokens = 8;
-        let answer = self.backend.complete(req, self.cancel.clone())?;
+        let answer = match self.backend.complete(req.clone(), self.cancel.clone()) {
+            // Some models refuse `logprobs` (a 400 that names it): ask plainly from then on.
+            Err(e) if e.contains("logprobs") => {
+                self.backend = self.backend.clone().with_options(|o| o.top_logprobs = None);
+                self.backend.complete(req, self.cancel.clone())?
+            }
+            other => other?,
+        };
+        // With log-probabilities (OpenAI's `logprobs`), every label gets a probability.
+        if let Some(scores) = label_probabilities(&answer.first_token_logprobs, &self.config.labels) {
+            let best = argmax(&scores);
+            return Ok(Verdict {
+                label: self.config.labels[best].clone(),
+                confidence: scores[best],
+                scores,
+                note: notes.join("; "),
+            });
+        }
         let label = map_answer(&answer.text, &self.config.labels);
         let (label, confidence, scores) = match label {
             Some(i) => {
@@ -323,6 +373,27 @@ impl Classifier for CloudClassifier {
         };
         Ok(Verdict { label, confidence, scores, note: notes.join("; ") })
     }
+}
+
+/// Probabilities of the labels from the first answer token's alternatives: a
+/// token counts for a label when the label starts with it ("Pos" → positive);
+/// a token that starts several labels ("n" → negative, neutral) counts for none.
+/// None when no alternative points at any label.
+pub fn label_probabilities(alternatives: &[(String, f64)], labels: &[String]) -> Option<Vec<f64>> {
+    let lower: Vec<String> = labels.iter().map(|l| l.to_lowercase()).collect();
+    let mut mass = vec![0.0; labels.len()];
+    for (token, logprob) in alternatives {
+        let t = token.trim().to_lowercase();
+        if t.is_empty() {
+            continue;
+        }
+        let hits: Vec<usize> = (0..labels.len()).filter(|&i| lower[i].starts_with(&t)).collect();
+        if let [i] = hits[..] {
+            mass[i] += logprob.exp();
+        }
+    }
+    let total: f64 = mass.iter().sum();
+    (total > 0.0).then(|| mass.iter().map(|m| m / total).collect())
 }
 
 /// Which label a free-text answer names: the label that appears first as a
@@ -668,6 +739,25 @@ mod tests {
         );
         assert!(default_instruction(&labels(&["food", "service", "price"]))
             .contains("one of \"food\", \"service\" or \"price\""));
+    }
+
+    #[test]
+    fn examples_need_an_arrow_and_a_known_label() {
+        let l = labels(&["positive", "negative"]);
+        let ex = parse_examples(&["Great pho! => Positive\n\nCold fries => negative".to_string()], &l).unwrap();
+        assert_eq!(ex, vec![("Great pho!".into(), "positive".into()), ("Cold fries".into(), "negative".into())]);
+        assert!(parse_examples(&["no arrow".to_string()], &l).is_err());
+        assert!(parse_examples(&["ok => meh".to_string()], &l).is_err());
+    }
+
+    #[test]
+    fn logprobs_spread_over_labels_by_prefix() {
+        let l = labels(&["positive", "negative", "neutral"]);
+        let alts =
+            vec![("Positive".to_string(), (0.6f64).ln()), ("neg".into(), (0.2f64).ln()), ("n".into(), (0.1f64).ln())];
+        let p = label_probabilities(&alts, &l).unwrap();
+        assert!((p[0] - 0.75).abs() < 1e-9 && (p[1] - 0.25).abs() < 1e-9 && p[2] == 0.0, "{p:?}");
+        assert_eq!(label_probabilities(&[("The".into(), -0.1)], &l), None);
     }
 
     #[test]

@@ -198,13 +198,7 @@ impl ChatScreen {
             return;
         }
         // Check the backend first: if it can't answer now, nothing is saved and the text stays in the box.
-        let backend = match services.backend(&self.backend) {
-            Ok(b) => b,
-            Err(e) => {
-                self.error = Some(e);
-                return;
-            }
-        };
+        let Some(backend) = self.backend_or_error(services) else { return };
         let id = match self.ensure_conversation(services, &text) {
             Ok(id) => id,
             Err(e) => {
@@ -242,13 +236,7 @@ impl ChatScreen {
         if self.streaming.is_some() {
             return;
         }
-        let backend = match services.backend(&self.backend) {
-            Ok(b) => b,
-            Err(e) => {
-                self.error = Some(e);
-                return;
-            }
-        };
+        let Some(backend) = self.backend_or_error(services) else { return };
         if let Some(last) = self.messages.last() {
             if last.role == "assistant" {
                 let seq = last.seq;
@@ -261,6 +249,17 @@ impl ChatScreen {
         }
         if self.messages.last().is_some_and(|m| m.role == "user") {
             self.start(backend);
+        }
+    }
+
+    /// The chosen backend, or None with the reason shown.
+    fn backend_or_error(&mut self, services: &Services) -> Option<Box<dyn crate::engine::Backend>> {
+        match services.backend(&self.backend) {
+            Ok(b) => Some(b),
+            Err(e) => {
+                self.error = Some(e);
+                None
+            }
         }
     }
 
@@ -526,6 +525,19 @@ impl ChatScreen {
                 };
                 ui.weak(privacy);
             });
+            // First run: the model downloads while the rest of the app works.
+            if self.backend == "local" {
+                match &services.local {
+                    super::services::LocalState::Busy => services.local_progress.ui(ui, Some(&services.local_cancel)),
+                    super::services::LocalState::Failed(e) => {
+                        ui.colored_label(
+                            ui.visuals().error_fg_color,
+                            format!("The local model is not available: {e} Open Models to fetch it or pick another; cloud profiles work meanwhile."),
+                        );
+                    }
+                    _ => {}
+                }
+            }
         });
         egui::Panel::bottom("chat_input").show(ui, |ui| self.input_ui(ui, services));
         egui::ScrollArea::vertical().stick_to_bottom(true).auto_shrink([false, false]).show(ui, |ui| {

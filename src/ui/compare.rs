@@ -59,7 +59,7 @@ impl CompareScreen {
                     let prices = spec
                         .strip_prefix("cloud:")
                         .and_then(|n| services.settings.profile(n))
-                        .map(|p| (p.usd_per_m_input, p.usd_per_m_output));
+                        .map(|p| services.catalog.prices_for(p));
                     contenders.push(Contender { spec: spec.clone(), backend, prices });
                 }
                 Err(e) => {
@@ -235,6 +235,18 @@ impl CompareScreen {
             ui.label(format!(
                 "{}: ${day:.2}/day, ${month:.2}/month; {hours:.1} h of answering per day ({:.0}+{:.0} tokens, {:.1} s per request, {} runs measured)",
                 m.label, m.prompt_tokens, m.completion_tokens, m.seconds, m.runs
+            ));
+        }
+        // Classification runs measured here, scaled to 10,000 reviews.
+        if let Some(run) =
+            services.db.runs().unwrap_or_default().into_iter().find(|r| r.status == "done" && r.rows >= 20)
+        {
+            let secs = (run.updated_at - run.created_at).max(1) as f64;
+            let minutes = 10_000.0 * secs / run.rows as f64 / 60.0;
+            let place = if run.backend == "local" { "here, $0".to_string() } else { run.backend.clone() };
+            ui.label(format!(
+                "Classifying 10,000 reviews: about {minutes:.0} minutes ({place}; measured on run #{} of {} rows).",
+                run.id, run.rows
             ));
         }
         ui.separator();

@@ -60,11 +60,20 @@ impl ModelsScreen {
         !self.jobs.is_empty()
     }
 
-    fn poll(&mut self) {
+    fn poll(&mut self, services: &mut Services) {
         let mut done = Vec::new();
         for (id, job) in &self.jobs {
             match job.rx.try_recv() {
-                Ok(Ok(())) => done.push((id.clone(), format!("{} finished", job.what))),
+                Ok(Ok(())) => {
+                    // The default model arrived after a failed first start: load it now.
+                    if job.what == "downloading"
+                        && *id == services.default_model_spec()
+                        && matches!(services.local, LocalState::Failed(_))
+                    {
+                        services.load_local(id);
+                    }
+                    done.push((id.clone(), format!("{} finished", job.what)))
+                }
                 Ok(Err(e)) => done.push((id.clone(), e)),
                 Err(mpsc::TryRecvError::Empty) => {}
                 Err(mpsc::TryRecvError::Disconnected) => done.push((id.clone(), "stopped unexpectedly".into())),
@@ -88,7 +97,7 @@ impl ModelsScreen {
     }
 
     pub fn ui(&mut self, ui: &mut egui::Ui, services: &mut Services) {
-        self.poll();
+        self.poll(services);
         if self.busy() {
             ui.ctx().request_repaint_after(std::time::Duration::from_millis(100));
         }

@@ -41,7 +41,9 @@ pub struct ReviewsScreen {
     pub labels: String,
     pub instruction: String,
     instruction_for: String,
-    pub calibrate: bool,
+    pub calibration: f64,
+    /// Few-shot examples, one per line: `review => label`.
+    pub examples: String,
     pub backend: String,
     running: Option<Running>,
     /// The run shown in the results.
@@ -72,7 +74,8 @@ impl Default for ReviewsScreen {
             instruction_for: labels.clone(),
             labels,
             instruction,
-            calibrate: false,
+            calibration: crate::tasks::classify::DEFAULT_CALIBRATION,
+            examples: String::new(),
             backend: "local".into(),
             running: None,
             shown_run: None,
@@ -134,7 +137,9 @@ impl ReviewsScreen {
         let (labels, _) = parse_labels(&self.labels).map_err(|e| e.to_string())?;
         let mut classify = ClassifyConfig::new(labels);
         classify.instruction = self.instruction.clone();
-        classify.calibrate = self.calibrate;
+        classify.calibration = self.calibration;
+        classify.examples = crate::tasks::classify::parse_examples(&[self.examples.clone()], &classify.labels)
+            .map_err(|e| e.to_string())?;
         classify.check().map_err(|e| e.to_string())?;
         let source = match &self.file {
             Some(f) => f.clone(),
@@ -365,8 +370,16 @@ impl ReviewsScreen {
         }
         ui.label("Instruction ({review} marks where each review goes)");
         ui.add(egui::TextEdit::multiline(&mut self.instruction).desired_rows(4).desired_width(f32::INFINITY));
-        ui.checkbox(&mut self.calibrate, "Correct the model's bias (calibration)")
-            .on_hover_text("Measures which label the model leans to on an empty review, and divides that out.");
+        ui.label("Worked examples (optional), one per line: review => label");
+        ui.add(
+            egui::TextEdit::multiline(&mut self.examples)
+                .desired_rows(2)
+                .desired_width(f32::INFINITY)
+                .hint_text("The ramen was rich and hot. => positive"),
+        );
+        ui.add(egui::Slider::new(&mut self.calibration, 0.0..=1.0).text("bias correction")).on_hover_text(
+            "How much of the model's lean toward some labels (measured on empty reviews) to divide out. 0.25 measured best for the default model.",
+        );
         ui.horizontal(|ui| {
             ui.label("Run on");
             egui::ComboBox::from_id_salt("reviews_backend")

@@ -238,7 +238,8 @@ impl Services {
     pub fn cost_usd(&self, spec: &str, prompt_tokens: usize, completion_tokens: usize) -> Option<f64> {
         let name = spec.strip_prefix("cloud:")?;
         let p = self.settings.profile(name)?;
-        Some((prompt_tokens as f64 * p.usd_per_m_input + completion_tokens as f64 * p.usd_per_m_output) / 1e6)
+        let (input, output) = self.catalog.prices_for(p);
+        Some((prompt_tokens as f64 * input + completion_tokens as f64 * output) / 1e6)
     }
 }
 

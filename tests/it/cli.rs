@@ -65,9 +65,9 @@ fn bench_names_the_machine_and_reports_both_tests() {
         .all(|t| t["samples"].as_array().is_some_and(|s| s.len() == 2)));
     assert!(r["peak_rss_bytes"].as_u64().is_some_and(|b| b > 50_000_000), "peak RSS covers at least the weights");
     assert!(r["reviews_per_s"].as_f64().is_some_and(|v| v > 0.0), "{r}");
-    // The default model's accuracy on duet's labeled reviews (85.0% when measured): a
-    // change to the engine or the prompt that makes it worse shows here.
-    assert!(r["review_accuracy"].as_f64().is_some_and(|a| a >= 0.80), "{}", r["review_accuracy"]);
+    // The default model's accuracy on duet's labeled reviews (89.2% when measured): a
+    // change to the engine, the prompt or the calibration that makes it worse shows here.
+    assert!(r["review_accuracy"].as_f64().is_some_and(|a| a >= 0.85), "{}", r["review_accuracy"]);
 }
 
 #[test]

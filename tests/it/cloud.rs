@@ -70,6 +70,17 @@ async fn completions(
             "usage": {"prompt_tokens": 9, "completion_tokens": 2, "total_tokens": 11}
         }))
         .into_response(),
+        "logprobs" if body.contains("\"top_logprobs\":5") => axum::Json(serde_json::json!({
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "Positive"}, "finish_reason": "stop",
+                "logprobs": {"content": [{"token": "Positive", "logprob": -0.1,
+                    "top_logprobs": [
+                        {"token": "Positive", "logprob": (0.72f64).ln()},
+                        {"token": "Negative", "logprob": (0.18f64).ln()},
+                        {"token": "The", "logprob": (0.05f64).ln()}
+                    ]}]}}],
+            "usage": {"prompt_tokens": 40, "completion_tokens": 1, "total_tokens": 41}
+        }))
+        .into_response(),
         "ok" if authed => ok_stream(),
         "ok" => (StatusCode::BAD_REQUEST, "the test client must send the key").into_response(),
         "auth" => (StatusCode::UNAUTHORIZED, format!(r#"{{"error":{{"message":"Incorrect API key provided: {KEY}"}}}}"#)).into_response(),
@@ -237,4 +248,24 @@ fn batches_fan_out_with_bounded_concurrency() {
     // A long answer in a batch (more chunks than any channel would hold) still completes.
     let long = client(&fake, "long", quick()).complete_many(vec![hello()], 1, &Cancel::new());
     assert_eq!(long[0].as_ref().map(|c| c.text.len()), Ok(5000));
+}
+
+#[test]
+fn cloud_classification_uses_logprobs_when_offered_and_words_when_not() {
+    use duet::tasks::classify::{Classifier, ClassifyConfig, CloudClassifier, UNCLEAR};
+    let fake = fake_provider();
+    let labels = vec!["positive".to_string(), "negative".to_string()];
+    let mut with =
+        CloudClassifier::new(client(&fake, "logprobs", quick()), ClassifyConfig::new(labels.clone()), Cancel::new())
+            .expect("classifier");
+    let v = with.classify("The mochi is excellent!").expect("answer");
+    assert_eq!(v.label, "positive");
+    assert!((v.confidence - 0.8).abs() < 1e-9, "0.72 / (0.72 + 0.18): {}", v.confidence);
+    assert!((v.scores.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+
+    let mut plain = CloudClassifier::new(client(&fake, "ok", quick()), ClassifyConfig::new(labels), Cancel::new())
+        .expect("classifier");
+    let v = plain.classify("The mochi is excellent!").expect("answer");
+    assert_eq!(v.label, UNCLEAR, "\"Hello world\" names no label");
+    assert!(v.note.contains("Hello world"), "{}", v.note);
 }

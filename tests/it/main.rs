@@ -9,6 +9,7 @@ mod bad_input;
 mod classify;
 mod cli;
 mod cloud;
+mod compare;
 mod engine;
 mod golden;
 mod gui;

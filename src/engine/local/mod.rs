@@ -382,6 +382,7 @@ impl LocalModel {
             usage: Usage { prompt_tokens, completion_tokens, cached_tokens },
             timings,
             dropped_messages,
+            first_token_logprobs: Vec::new(),
         }
     }
 }

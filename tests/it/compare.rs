@@ -1,0 +1,90 @@
+//! Compare on the real local model and "cloud" profiles pointed at `duet serve`
+//! on 127.0.0.1: both columns filled with sane metrics, cost from the catalog's
+//! prices, a failing backend confined to its own column, verdicts exported.
+
+use crate::common::{default_model, engine};
+use duet::catalog::Catalog;
+use duet::config::CloudProfile;
+use duet::db::Db;
+use duet::engine::cloud::{backend_for, CloudOptions};
+use duet::engine::local::{LoadOptions, LocalEngine};
+use duet::engine::{GenRequest, Message, SamplingParams};
+use duet::secret::Secret;
+use duet::server::{start, ServerConfig};
+use duet::tasks::compare::{preference_pairs_jsonl, tallies, Comparison, Contender, Verdict};
+
+fn profile(name: &str, addr: std::net::SocketAddr, key: &str) -> CloudProfile {
+    CloudProfile {
+        name: name.into(),
+        base_url: format!("http://{addr}/v1"),
+        // Named like a real cloud model, so its price comes from models.toml.
+        model: "gpt-4o-mini".into(),
+        key_env: Some("DUET_TEST_UNSET_KEY_VAR".into()),
+        key: Some(key.into()),
+        usd_per_m_input: 0.0,
+        usd_per_m_output: 0.0,
+    }
+}
+
+#[test]
+fn local_and_cloud_side_by_side_with_one_backend_failing() {
+    let server_engine = LocalEngine::start(&default_model(), LoadOptions::default()).expect("loads");
+    let server = start(
+        server_engine,
+        ServerConfig {
+            port: 0,
+            token: Some(Secret::new("sk-right")),
+            // It stands in for a hosted model, under that model's name.
+            model_id: "gpt-4o-mini".into(),
+            ..Default::default()
+        },
+    )
+    .expect("serves");
+    let catalog = Catalog::builtin().expect("catalog");
+    let good = profile("lab", server.addr, "sk-right");
+    let bad = profile("broken", server.addr, "sk-wrong");
+    let contenders = vec![
+        Contender { spec: "local".into(), backend: Box::new(engine().clone()), prices: None },
+        Contender {
+            spec: "cloud:lab".into(),
+            backend: Box::new(backend_for(&good, CloudOptions::default())),
+            prices: Some(catalog.prices_for(&good)),
+        },
+        Contender {
+            spec: "cloud:broken".into(),
+            backend: Box::new(backend_for(&bad, CloudOptions::default())),
+            prices: Some(catalog.prices_for(&bad)),
+        },
+    ];
+    let mut req = GenRequest::new(vec![Message::new("user", "What is the capital of France?")]);
+    req.sampling = SamplingParams { temperature: 0.0, ..SamplingParams::default() };
+    req.max_tokens = 40;
+    let mut cmp = Comparison::start(contenders, "What is the capital of France?", "", req);
+    cmp.wait();
+    let [local, cloud, broken] = &cmp.columns[..] else { panic!("three columns") };
+    for c in [local, cloud] {
+        assert!(c.error.is_none(), "{:?}", c.error);
+        assert!(c.text.contains("Paris"), "{}", c.text);
+        assert!(c.prompt_tokens > 0 && c.completion_tokens > 0);
+        assert!(c.ttft_ms > 0.0 && c.total_ms >= c.ttft_ms && c.tok_per_s > 0.0, "{c:?}");
+    }
+    assert_eq!(local.location_text(), "stayed on this computer");
+    assert_eq!(local.cost_usd, None, "local is free and says so");
+    assert!(cloud.location.starts_with("sent to 127.0.0.1"));
+    let expected = (cloud.prompt_tokens as f64 * 0.15 + cloud.completion_tokens as f64 * 0.60) / 1e6;
+    assert!((cloud.cost_usd.expect("a cost") - expected).abs() < 1e-12, "catalog price for gpt-4o-mini");
+    let err = broken.error.as_deref().expect("the wrong key fails");
+    assert!(err.contains("401"), "{err}");
+    assert!(!err.contains("sk-wrong"), "the key never appears in errors");
+
+    let db = Db::in_memory().expect("db");
+    let id = cmp.save(&db).expect("saved");
+    db.save_verdict(id, 0, 1, Verdict::B.as_str()).expect("verdict");
+    let jsonl = preference_pairs_jsonl(&db).expect("export");
+    let line: serde_json::Value = serde_json::from_str(jsonl.trim()).expect("one JSON object per line");
+    assert_eq!(line["prompt"], "What is the capital of France?");
+    assert_eq!(line["chosen"], cloud.text.as_str());
+    assert_eq!(line["rejected"], local.text.as_str());
+    assert_eq!(tallies(&db).expect("tally").len(), 1);
+    server.shutdown();
+}
