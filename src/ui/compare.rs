@@ -162,7 +162,7 @@ impl CompareScreen {
                     if let Some(e) = &col.error {
                         ui.colored_label(ui.visuals().error_fg_color, format!("Error: {e}"));
                     } else {
-                        let text = if col.done { col.text.clone() } else { col.text.clone() };
+                        let text = col.text.clone();
                         CommonMarkViewer::new().show(ui, &mut self.md_cache, &text);
                     }
                     if col.done && col.error.is_none() {

@@ -138,8 +138,9 @@ impl ReviewsScreen {
         let mut classify = ClassifyConfig::new(labels);
         classify.instruction = self.instruction.clone();
         classify.calibration = self.calibration;
-        classify.examples = crate::tasks::classify::parse_examples(&[self.examples.clone()], &classify.labels)
-            .map_err(|e| e.to_string())?;
+        classify.examples =
+            crate::tasks::classify::parse_examples(std::slice::from_ref(&self.examples), &classify.labels)
+                .map_err(|e| e.to_string())?;
         classify.check().map_err(|e| e.to_string())?;
         let source = match &self.file {
             Some(f) => f.clone(),

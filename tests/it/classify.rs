@@ -116,7 +116,7 @@ fn a_cancelled_run_resumes_to_the_same_result_as_an_uninterrupted_one() {
     assert!(!first.finished);
     assert_eq!(db.run(part).expect("run").status, "cancelled");
     let saved = db.run_rows(part).expect("rows").len();
-    assert!(saved >= 3 && saved < 8, "saved {saved}");
+    assert!((3..8).contains(&saved), "saved {saved}");
     let second =
         run_table(&mut db, part, Table::open(&path).expect("t"), &config, &mut classifier(), &Silent, &Cancel::new())
             .expect("resumes");
