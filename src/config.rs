@@ -40,6 +40,30 @@ impl Paths {
         Paths { models_dir, data_dir, config_dir }
     }
 
+    /// The folders for this run: the environment's, then a data folder chosen in
+    /// Settings (unless `DUET_HOME` says otherwise; `DUET_MODELS` still wins for models).
+    pub fn for_this_run() -> Self {
+        let mut paths = Self::from_env();
+        if std::env::var_os("DUET_HOME").is_some_and(|v| !v.is_empty()) {
+            return paths;
+        }
+        if let Ok(settings) = Settings::load(&paths) {
+            let chosen = settings.app.data_dir.trim();
+            if !chosen.is_empty() {
+                paths.move_data_to(Path::new(chosen));
+            }
+        }
+        paths
+    }
+
+    /// Keep data (and, unless moved on their own, models) in `dir`.
+    pub fn move_data_to(&mut self, dir: &Path) {
+        if self.models_dir == self.data_dir.join("models") {
+            self.models_dir = dir.join("models");
+        }
+        self.data_dir = dir.to_path_buf();
+    }
+
     /// The path a catalog file name resolves to inside the model cache.
     pub fn model_file(&self, file_name: &str) -> PathBuf {
         self.models_dir.join(file_name)
@@ -72,9 +96,15 @@ mod tests {
         let p = Paths::resolve(Some("/h".into()), None);
         assert_eq!(p.models_dir, PathBuf::from("/h/data/models"));
         assert_eq!(p.settings_file(), PathBuf::from("/h/settings.toml"));
-        let p = Paths::resolve(Some("/h".into()), Some("/shared/models".into()));
+        let mut p = Paths::resolve(Some("/h".into()), Some("/shared/models".into()));
         assert_eq!(p.models_dir, PathBuf::from("/shared/models"));
         assert_eq!(p.data_dir, PathBuf::from("/h/data"));
+        p.move_data_to(Path::new("/big/disk"));
+        assert_eq!(p.data_dir, PathBuf::from("/big/disk"));
+        assert_eq!(p.models_dir, PathBuf::from("/shared/models"), "DUET_MODELS still wins");
+        let mut p = Paths::resolve(Some("/h".into()), None);
+        p.move_data_to(Path::new("/big/disk"));
+        assert_eq!(p.models_dir, PathBuf::from("/big/disk/models"));
     }
 }
 
@@ -104,6 +134,9 @@ pub struct AppSettings {
     pub default_model: String,
     /// .gguf files the user added from disk.
     pub local_files: Vec<String>,
+    /// Where the database and models go; empty = the platform's usual folder.
+    /// Takes effect at the next start.
+    pub data_dir: String,
     pub system_prompt: String,
     pub temperature: f32,
     pub top_p: f32,
@@ -118,6 +151,7 @@ impl Default for AppSettings {
             offline: false,
             default_model: String::new(),
             local_files: Vec::new(),
+            data_dir: String::new(),
             system_prompt: String::new(),
             temperature: 0.7,
             top_p: 0.95,

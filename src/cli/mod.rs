@@ -308,7 +308,7 @@ fn chain(e: &anyhow::Error) -> String {
 }
 
 fn dispatch(cli: Cli) -> Result<()> {
-    let paths = Paths::from_env();
+    let paths = Paths::for_this_run();
     let store = Store::new(paths, cli.offline);
     let catalog = Catalog::builtin()?;
     match cli.command {

@@ -44,14 +44,16 @@ impl GuiProgress {
     /// A bar with bytes, rate and what is happening.
     pub fn ui(&self, ui: &mut egui::Ui, cancel: Option<&crate::progress::Cancel>) {
         let s = self.snapshot();
+        if s.total > 0 {
+            ui.label(&s.label);
+        }
         ui.horizontal(|ui| {
             let fraction = if s.total > 0 { s.position as f32 / s.total as f32 } else { 0.0 };
             let secs = s.started.elapsed().as_secs_f64().max(0.001);
             let rate = s.position as f64 / secs;
             let text = if s.total > 0 {
                 format!(
-                    "{} {} / {} · {}/s",
-                    s.label,
+                    "{} / {} · {}/s",
                     crate::catalog::human_bytes(s.position),
                     crate::catalog::human_bytes(s.total),
                     crate::catalog::human_bytes(rate as u64)

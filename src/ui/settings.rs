@@ -129,7 +129,15 @@ impl SettingsScreen {
             ui.separator();
             ui.strong("Where your data lives");
             ui.monospace(crate::config::describe(&services.paths));
-            ui.weak("To move everything, start duet with DUET_HOME set to another folder (DUET_MODELS moves only the models).");
+            ui.horizontal(|ui| {
+                ui.label("Data folder");
+                ui.add(
+                    egui::TextEdit::singleline(&mut services.settings.app.data_dir)
+                        .hint_text("default")
+                        .desired_width(320.0),
+                );
+            });
+            ui.weak("A new data folder (history and models) takes effect the next time duet starts; move the files there yourself to keep them. DUET_HOME, when set, wins.");
 
             if services.settings != before {
                 services.save_settings();
