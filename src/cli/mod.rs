@@ -284,6 +284,14 @@ pub fn run() -> i32 {
     };
     match dispatch(cli) {
         Ok(()) => 0,
+        // `duet models list | head`: the reader left; that is not an error.
+        Err(e)
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            0
+        }
         Err(e) => {
             let cancelled = interrupt().0.is_cancelled();
             eprintln!("error: {}", chain(&e));

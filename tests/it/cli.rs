@@ -81,3 +81,21 @@ fn models_info_says_what_a_file_is_and_which_engine_runs_it() {
     assert!(o.contains("engine:       duet kernels"), "{o}");
     assert!(o.contains("gpt2 (49152 tokens)") && o.contains("template:     from the file"), "{o}");
 }
+
+#[test]
+fn a_reader_that_leaves_early_is_not_an_error() {
+    // `duet models list | head -1`: the pipe closes before duet writes.
+    let home = tempfile::tempdir().expect("tempdir");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_duet"))
+        .args(["models", "list"])
+        .env("DUET_HOME", home.path())
+        .env("DUET_MODELS", crate::common::models_dir())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("runs");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("ends");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("Broken pipe"), "{}", stderr(&out));
+}
