@@ -545,7 +545,7 @@ impl ChatScreen {
                 ui.add_space(40.0);
                 ui.vertical_centered(|ui| {
                     ui.heading("Ask anything.");
-                    ui.weak("Enter sends · Shift+Enter adds a line · Esc stops · Ctrl+N starts a new chat");
+                    ui.weak("Enter sends · Shift+Enter adds a line · Esc stops · Ctrl+N new chat · Ctrl+1…6 screens · Ctrl+Q quits");
                 });
             }
             let mut action = None;

@@ -131,6 +131,10 @@ impl DuetApp {
 
     fn shortcuts(&mut self, ctx: &egui::Context) {
         use egui::{Key, KeyboardShortcut, Modifiers};
+        let quit = KeyboardShortcut::new(Modifiers::COMMAND, Key::Q);
+        if ctx.input_mut(|i| i.consume_shortcut(&quit)) {
+            ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+        }
         let new_chat = KeyboardShortcut::new(Modifiers::COMMAND, Key::N);
         if ctx.input_mut(|i| i.consume_shortcut(&new_chat)) {
             self.screen = Screen::Chat;
@@ -169,6 +173,11 @@ impl eframe::App for DuetApp {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         DuetApp::ui(self, ui);
     }
+
+    /// eframe keeps the window's size and place; duet adds the screen that was open.
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        eframe::set_value(storage, "screen", &self.screen.title().to_string());
+    }
 }
 
 /// Open the window. Returns when it closes.
@@ -182,12 +191,19 @@ pub fn run(services: Services) -> anyhow::Result<()> {
         ..Default::default()
     };
     let screen = std::env::var("DUET_SCREEN").ok().and_then(|s| Screen::from_name(&s));
+    // Window size and place live beside settings.toml, so DUET_HOME moves them too.
+    let options =
+        eframe::NativeOptions { persistence_path: Some(services.paths.config_dir.join("window.ron")), ..options };
     eframe::run_native(
         "duet",
         options,
-        Box::new(move |_cc| {
+        Box::new(move |cc| {
             let mut app = DuetApp::new(services);
-            if let Some(s) = screen {
+            let remembered = cc
+                .storage
+                .and_then(|s| eframe::get_value::<String>(s, "screen"))
+                .and_then(|name| Screen::from_name(&name));
+            if let Some(s) = screen.or(remembered) {
                 app.screen = s;
             }
             Ok(Box::new(app))

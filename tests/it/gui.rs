@@ -234,3 +234,19 @@ fn code_blocks_in_answers_have_a_copy_button() {
     h.run();
     assert!(h.query_all_by_role(eframe::egui::accesskit::Role::Button).next().is_some(), "the copy button");
 }
+
+#[test]
+fn a_model_that_fails_to_load_says_why() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let bad = home.path().join("broken.gguf");
+    std::fs::write(&bad, b"this is not a model").expect("write");
+    let mut a = app(home.path());
+    a.services.settings.app.default_model = bad.display().to_string();
+    let mut h = harness(a);
+    wait_for(&mut h, "the load to fail", |a| matches!(a.services.local, LocalState::Failed(_)));
+    shown(&h, "The local model is not available");
+    shown(&h, "GGUF");
+    h.get_by_label("Models").click();
+    h.step();
+    shown(&h, "The model could not be loaded");
+}
