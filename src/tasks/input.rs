@@ -253,6 +253,9 @@ impl Iterator for DelimitedRows {
             let mut record = csv::ByteRecord::new();
             let result = self.reader.read_byte_record(&mut record);
             let end_offset = self.base_offset + self.reader.position().byte();
+            // A record that spans lines took a newline inside quotes: legitimate only when
+            // its quotes pair up. (A stray quote inside one line — `a 12" pizza` — is text.)
+            let spans_lines = self.reader.position().line() > start.line() + 1;
             self.position.store(end_offset, std::sync::atomic::Ordering::Relaxed);
             let problem = match result {
                 Ok(false) => return None,
@@ -262,8 +265,9 @@ impl Iterator for DelimitedRows {
                     if record.len() == 1 && record[0].iter().all(u8::is_ascii_whitespace) {
                         continue;
                     }
-                    let raw = self.raw(start_offset, end_offset);
-                    if raw.iter().filter(|&&b| b == b'"').count() % 2 == 1 {
+                    let odd_quotes =
+                        || self.raw(start_offset, end_offset).iter().filter(|&&b| b == b'"').count() % 2 == 1;
+                    if spans_lines && odd_quotes() {
                         Some("has a quote that is never closed".to_string())
                     } else if record.len() != self.width {
                         Some(format!("has {} fields where the header has {}", record.len(), self.width))
@@ -401,6 +405,14 @@ mod tests {
         assert_eq!(r[1], Row::Ok { index: 1, fields: vec!["bad".into(), "negative".into()], note: String::new() });
         assert!(matches!(&r[2], Row::Ok { fields, .. } if fields[0] == "fine, really"));
         assert_eq!(r.len(), 3);
+    }
+
+    #[test]
+    fn a_quote_inside_one_line_is_text_and_quoted_newlines_are_kept() {
+        let (_, r) = rows("r.csv", b"text,label\nThe 12\" pizza was great,positive\n\"two\nlines\",negative\n");
+        assert!(matches!(&r[0], Row::Ok { fields, .. } if fields[0] == "The 12\" pizza was great"), "{r:?}");
+        assert!(matches!(&r[1], Row::Ok { fields, .. } if fields[0] == "two\nlines"), "{r:?}");
+        assert_eq!(r.len(), 2);
     }
 
     #[test]
