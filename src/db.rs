@@ -405,9 +405,12 @@ impl Db {
         Ok(())
     }
 
-    /// Row indices already classified (to resume an interrupted run).
+    /// Row indices already settled (to resume an interrupted run); rows whose
+    /// classification failed (a network outage, say) are tried again.
     pub fn done_rows(&self, run_id: i64) -> Result<std::collections::HashSet<i64>, DbError> {
-        let mut stmt = self.conn.prepare("SELECT row_index FROM run_rows WHERE run_id = ?1")?;
+        let mut stmt = self.conn.prepare(
+            "SELECT row_index FROM run_rows WHERE run_id = ?1 AND NOT (label IS NULL AND note LIKE 'failed:%')",
+        )?;
         let rows = stmt.query_map([run_id], |r| r.get(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }

@@ -139,8 +139,18 @@ impl Comparison {
     /// Take in what arrived; returns true when something changed.
     pub fn poll(&mut self) -> bool {
         let mut changed = false;
-        while let Ok(u) = self.rx.try_recv() {
-            self.apply(u);
+        loop {
+            match self.rx.try_recv() {
+                Ok(u) => self.apply(u),
+                Err(mpsc::TryRecvError::Empty) => break,
+                Err(mpsc::TryRecvError::Disconnected) => {
+                    for c in self.columns.iter_mut().filter(|c| !c.done) {
+                        c.error = Some("the backend stopped without an answer".into());
+                        c.done = true;
+                    }
+                    break;
+                }
+            }
             changed = true;
         }
         changed
@@ -271,6 +281,9 @@ pub fn preference_pairs_jsonl(db: &Db) -> Result<String, crate::db::DbError> {
     for j in db.judged_comparisons()? {
         let cols = columns_of(&j);
         let (Some(a), Some(b)) = (cols.get(j.a_index as usize), cols.get(j.b_index as usize)) else { continue };
+        if a.error.is_some() || b.error.is_some() {
+            continue;
+        }
         let (chosen, rejected) = match j.verdict.as_str() {
             "a" => (a, b),
             "b" => (b, a),

@@ -248,14 +248,11 @@ impl Iterator for DelimitedRows {
     fn next(&mut self) -> Option<Row> {
         loop {
             let start = self.reader.position().clone();
-            let start_offset = self.base_offset + start.byte();
-            let start_line = self.base_line + start.line() - 1;
+            let mut start_offset = self.base_offset + start.byte();
+            let mut start_line = self.base_line + start.line() - 1;
             let mut record = csv::ByteRecord::new();
             let result = self.reader.read_byte_record(&mut record);
             let end_offset = self.base_offset + self.reader.position().byte();
-            // A record that spans lines took a newline inside quotes: legitimate only when
-            // its quotes pair up. (A stray quote inside one line — `a 12" pizza` — is text.)
-            let spans_lines = self.reader.position().line() > start.line() + 1;
             self.position.store(end_offset, std::sync::atomic::Ordering::Relaxed);
             let problem = match result {
                 Ok(false) => return None,
@@ -265,9 +262,18 @@ impl Iterator for DelimitedRows {
                     if record.len() == 1 && record[0].iter().all(u8::is_ascii_whitespace) {
                         continue;
                     }
-                    let odd_quotes =
-                        || self.raw(start_offset, end_offset).iter().filter(|&&b| b == b'"').count() % 2 == 1;
-                    if spans_lines && odd_quotes() {
+                    // The reader skips blank lines before a record: start where its text does.
+                    let raw = self.raw(start_offset, end_offset);
+                    let lead = raw.iter().take_while(|&&b| b == b'\n' || b == b'\r').count();
+                    start_offset += lead as u64;
+                    start_line += raw[..lead].iter().filter(|&&b| b == b'\n').count() as u64;
+                    let body = &raw[lead..];
+                    let text_end = body.iter().rposition(|&b| b != b'\n' && b != b'\r').map_or(0, |i| i + 1);
+                    // A record over several lines took a newline inside quotes: fine only when
+                    // its quotes pair up. (A stray quote inside one line, `a 12" pizza`, is text.)
+                    let spans_lines = body[..text_end].contains(&b'\n');
+                    let odd_quotes = body.iter().filter(|&&b| b == b'"').count() % 2 == 1;
+                    if spans_lines && odd_quotes {
                         Some("has a quote that is never closed".to_string())
                     } else if record.len() != self.width {
                         Some(format!("has {} fields where the header has {}", record.len(), self.width))
@@ -412,6 +418,14 @@ mod tests {
         let (_, r) = rows("r.csv", b"text,label\nThe 12\" pizza was great,positive\n\"two\nlines\",negative\n");
         assert!(matches!(&r[0], Row::Ok { fields, .. } if fields[0] == "The 12\" pizza was great"), "{r:?}");
         assert!(matches!(&r[1], Row::Ok { fields, .. } if fields[0] == "two\nlines"), "{r:?}");
+        assert_eq!(r.len(), 2);
+    }
+
+    #[test]
+    fn blank_lines_before_a_row_do_not_make_it_broken() {
+        let (_, r) = rows("r.csv", b"text,label\n\n\nThe 12\" pizza,positive\nx,y,z\n");
+        assert!(matches!(&r[0], Row::Ok { fields, .. } if fields[0] == "The 12\" pizza"), "{r:?}");
+        assert!(matches!(&r[1], Row::Broken { line: 5, .. }), "{r:?}");
         assert_eq!(r.len(), 2);
     }
 

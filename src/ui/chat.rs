@@ -122,7 +122,7 @@ impl ChatScreen {
     }
 
     pub fn open(&mut self, services: &Services, id: i64) {
-        self.stop();
+        self.abandon();
         let Ok(c) = services.db.conversation(id) else { return };
         self.conversation = Some(id);
         self.title = c.title;
@@ -149,7 +149,7 @@ impl ChatScreen {
     }
 
     pub fn new_conversation(&mut self, services: &mut Services) {
-        self.stop();
+        self.abandon();
         self.conversation = None;
         self.title = String::new();
         self.messages.clear();
@@ -165,6 +165,13 @@ impl ChatScreen {
     /// Text of the answer being streamed now.
     pub fn streaming_text(&self) -> Option<&str> {
         self.streaming.as_ref().map(|s| s.text.as_str())
+    }
+
+    /// Stop and forget the answer in progress (leaving its conversation: it must not
+    /// land in the next one).
+    fn abandon(&mut self) {
+        self.stop();
+        self.streaming = None;
     }
 
     pub fn stop(&mut self) {

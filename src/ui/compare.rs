@@ -179,7 +179,8 @@ impl CompareScreen {
                 });
             }
         });
-        if self.saved_id.is_some() && columns.len() >= 2 {
+        let judgeable = columns.len() >= 2 && columns[..2].iter().all(|c| c.error.is_none() && !c.text.is_empty());
+        if self.saved_id.is_some() && judgeable {
             ui.horizontal(|ui| {
                 ui.label("Which answer is better?");
                 let (a, b) = (columns[0].label.clone(), columns[1].label.clone());

@@ -244,6 +244,9 @@ impl ReviewsScreen {
         self.rows = db.run_rows(run_id).unwrap_or_default();
         self.summary = Some(summarize(&config.classify.labels, &self.rows));
         self.headers_of_shown = config.headers;
+        if self.shown_run != Some(run_id) {
+            self.compare_with = None;
+        }
         self.shown_run = Some(run_id);
     }
 
