@@ -94,23 +94,15 @@ impl CloudBackend {
         }
     }
 
-    /// The host the data goes to, as shown to people.
     /// The same endpoint with other options (e.g. whole replies with logprobs for classification).
     pub fn with_options(mut self, change: impl FnOnce(&mut CloudOptions)) -> Self {
         change(&mut self.opts);
         self
     }
 
+    /// The host the data goes to, as shown to people.
     pub fn host(&self) -> String {
-        reqwest::Url::parse(&self.base_url)
-            .ok()
-            .and_then(|u| {
-                u.host_str().map(|h| match u.port() {
-                    Some(p) => format!("{h}:{p}"),
-                    None => h.to_string(),
-                })
-            })
-            .unwrap_or_else(|| self.base_url.clone())
+        host_of(&self.base_url)
     }
 
     fn scrub(&self, text: &str) -> String {
@@ -520,6 +512,19 @@ pub fn keyring_set(profile: &str, key: &Secret) -> Result<(), String> {
     let fallback = "no OS keyring is available here. Put the key in an environment variable instead (OPENAI_API_KEY, or the profile's key_env)";
     let entry = keyring::Entry::new("duet", profile).map_err(|_| fallback.to_string())?;
     entry.set_password(key.expose()).map_err(|_| fallback.to_string())
+}
+
+/// "api.openai.com" or "127.0.0.1:8080" from a base URL (the URL itself if it won't parse).
+pub fn host_of(base_url: &str) -> String {
+    reqwest::Url::parse(base_url)
+        .ok()
+        .and_then(|u| {
+            u.host_str().map(|h| match u.port() {
+                Some(p) => format!("{h}:{p}"),
+                None => h.to_string(),
+            })
+        })
+        .unwrap_or_else(|| base_url.to_string())
 }
 
 pub fn backend_for(profile: &crate::config::CloudProfile, opts: CloudOptions) -> CloudBackend {

@@ -525,8 +525,8 @@ impl ChatScreen {
                 let privacy = if self.backend == "local" {
                     "Your messages stay on this computer.".to_string()
                 } else {
-                    match services.cloud(self.backend.trim_start_matches("cloud:")) {
-                        Ok(c) => format!("Your messages are sent to {}.", c.host()),
+                    match services.cloud_host(self.backend.trim_start_matches("cloud:")) {
+                        Ok(host) => format!("Your messages are sent to {host}."),
                         Err(e) => e,
                     }
                 };

@@ -20,6 +20,8 @@ pub struct CompareScreen {
     pub verdict: Option<Verdict>,
     pub error: Option<String>,
     requests_per_day: f64,
+    /// Verdict tallies and per-backend averages over saved comparisons (None: read again).
+    history: Option<(Vec<crate::tasks::compare::Tally>, Vec<crate::tasks::compare::Measured>)>,
     md_cache: CommonMarkCache,
 }
 
@@ -35,6 +37,7 @@ impl Default for CompareScreen {
             verdict: None,
             error: None,
             requests_per_day: 10_000.0,
+            history: None,
             md_cache: CommonMarkCache::default(),
         }
     }
@@ -83,7 +86,10 @@ impl CompareScreen {
     pub fn set_verdict(&mut self, services: &mut Services, v: Verdict) {
         let Some(id) = self.saved_id else { return };
         match services.db.save_verdict(id, 0, 1, v.as_str()) {
-            Ok(()) => self.verdict = Some(v),
+            Ok(()) => {
+                self.verdict = Some(v);
+                self.history = None;
+            }
             Err(e) => self.error = Some(e.to_string()),
         }
     }
@@ -93,7 +99,10 @@ impl CompareScreen {
         c.poll();
         if c.finished() && self.saved_id.is_none() {
             match c.save(&services.db) {
-                Ok(id) => self.saved_id = Some(id),
+                Ok(id) => {
+                    self.saved_id = Some(id);
+                    self.history = None;
+                }
                 Err(e) => self.error = Some(e.to_string()),
             }
         }
@@ -205,7 +214,13 @@ impl CompareScreen {
 
     fn side_ui(&mut self, ui: &mut egui::Ui, services: &mut Services) {
         ui.heading("Your verdicts");
-        let t = tallies(&services.db).unwrap_or_default();
+        // Tallies and averages read every saved comparison: only after a new one or a verdict.
+        let (t, m) = self
+            .history
+            .get_or_insert_with(|| {
+                (tallies(&services.db).unwrap_or_default(), measured(&services.db).unwrap_or_default())
+            })
+            .clone();
         if t.is_empty() {
             ui.weak("No verdicts yet.");
         }
@@ -227,7 +242,6 @@ impl CompareScreen {
             ui.add(egui::DragValue::new(&mut self.requests_per_day).range(1.0..=1e9).speed(100.0));
             ui.label("requests per day");
         });
-        let m = measured(&services.db).unwrap_or_default();
         if m.is_empty() {
             ui.weak("Run a comparison: the estimate uses your own measured answers.");
         }

@@ -29,6 +29,9 @@ pub struct ModelsScreen {
     states_at: Option<std::time::Instant>,
     confirm_delete: Option<String>,
     picking: Option<mpsc::Receiver<PathBuf>>,
+    /// One line per added .gguf file, read from its header once (it holds the
+    /// whole vocabulary: megabytes, too much to parse every frame).
+    described: HashMap<String, String>,
 }
 
 impl ModelsScreen {
@@ -177,7 +180,9 @@ impl ModelsScreen {
             for f in services.settings.app.local_files.clone() {
                 ui.horizontal(|ui| {
                     ui.label(&f);
-                    ui.weak(describe_file(std::path::Path::new(&f)));
+                    let about =
+                        self.described.entry(f.clone()).or_insert_with(|| describe_file(std::path::Path::new(&f)));
+                    ui.weak(about.as_str());
                     if ui.small_button("Use now").clicked() {
                         services.load_local(&f);
                     }

@@ -20,6 +20,8 @@ struct Running {
     progress: Arc<GuiProgress>,
     cancel: Cancel,
     rx: mpsc::Receiver<Result<RunOutcome, String>>,
+    /// When the partial results were last read from the database.
+    shown_at: std::time::Instant,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -56,6 +58,8 @@ pub struct ReviewsScreen {
     sort: SortBy,
     only_mistakes: bool,
     compare_with: Option<i64>,
+    /// Agreement with `compare_with`, for (shown run, other run, rows loaded).
+    agreement: Option<((i64, i64, usize), crate::tasks::classify::Agreement)>,
     picking: Option<mpsc::Receiver<PathBuf>>,
     /// The last run is shown when the screen first opens.
     opened: bool,
@@ -87,6 +91,7 @@ impl Default for ReviewsScreen {
             sort: SortBy::Row,
             only_mistakes: false,
             compare_with: None,
+            agreement: None,
             picking: None,
             opened: false,
         }
@@ -228,7 +233,7 @@ impl ReviewsScreen {
             })
             .map_err(|e| e.to_string())?;
         self.shown_run = Some(run_id);
-        Ok(Running { run_id, progress, cancel, rx })
+        Ok(Running { run_id, progress, cancel, rx, shown_at: std::time::Instant::now() })
     }
 
     pub fn cancel(&self) {
@@ -251,9 +256,12 @@ impl ReviewsScreen {
     }
 
     fn poll(&mut self, services: &mut Services) {
-        let Some(r) = &self.running else { return };
-        // Refresh the partial results now and then, so counts grow while it runs.
-        let refresh = r.progress.snapshot().started.elapsed().as_millis() % 1000 < 60;
+        let Some(r) = &mut self.running else { return };
+        // Refresh the partial results about once a second, so counts grow while it runs.
+        let refresh = r.shown_at.elapsed().as_secs() >= 1;
+        if refresh {
+            r.shown_at = std::time::Instant::now();
+        }
         match r.rx.try_recv() {
             Ok(result) => {
                 let run_id = r.run_id;
@@ -403,8 +411,8 @@ impl ReviewsScreen {
         });
         if self.backend == "local" {
             ui.weak("The reviews stay on this computer.");
-        } else if let Ok(c) = services.cloud(self.backend.trim_start_matches("cloud:")) {
-            ui.colored_label(ui.visuals().warn_fg_color, format!("The reviews will be sent to {}.", c.host()));
+        } else if let Ok(host) = services.cloud_host(self.backend.trim_start_matches("cloud:")) {
+            ui.colored_label(ui.visuals().warn_fg_color, format!("The reviews will be sent to {host}."));
         }
         if let Some(r) = &self.running {
             r.progress.ui(ui, Some(&r.cancel));
@@ -588,8 +596,13 @@ impl ReviewsScreen {
                 });
         });
         if let Some(other) = self.compare_with {
-            let theirs = services.db.run_rows(other).unwrap_or_default();
-            let g = agreement(&self.rows, &theirs);
+            // Reading the other run is a whole run's rows: once per (pair, row count), not per frame.
+            let key = (shown, other, self.rows.len());
+            if self.agreement.as_ref().is_none_or(|(k, _)| *k != key) {
+                let theirs = services.db.run_rows(other).unwrap_or_default();
+                self.agreement = Some((key, agreement(&self.rows, &theirs)));
+            }
+            let Some((_, g)) = &self.agreement else { return };
             if g.rows > 0 {
                 ui.label(format!(
                     "They agree on {} of {} rows ({:.0}%).",

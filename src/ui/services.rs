@@ -212,17 +212,23 @@ impl Services {
     }
 
     pub fn cloud(&self, name: &str) -> Result<CloudBackend, String> {
+        Ok(crate::engine::cloud::backend_for(self.usable_profile(name)?, CloudOptions::default()))
+    }
+
+    /// Where a cloud profile would send data, without looking up its key (the
+    /// keyring can be slow, and this is drawn every frame).
+    pub fn cloud_host(&self, name: &str) -> Result<String, String> {
+        Ok(crate::engine::cloud::host_of(&self.usable_profile(name)?.base_url))
+    }
+
+    fn usable_profile(&self, name: &str) -> Result<&crate::config::CloudProfile, String> {
         if self.settings.app.offline {
             return Err(
                 "Offline mode is on, so nothing is sent to the cloud. Turn it off in Settings, or use the local model."
                     .into(),
             );
         }
-        let profile = self
-            .settings
-            .profile(name)
-            .ok_or_else(|| format!("There is no cloud profile '{name}'. Add one in Settings."))?;
-        Ok(crate::engine::cloud::backend_for(profile, CloudOptions::default()))
+        self.settings.profile(name).ok_or_else(|| format!("There is no cloud profile '{name}'. Add one in Settings."))
     }
 
     /// "local" plus "cloud:NAME" for each profile, with names for people.

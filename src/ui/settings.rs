@@ -10,6 +10,9 @@ use eframe::egui;
 pub struct SettingsScreen {
     /// A key being typed per profile; never persisted as typed.
     key_input: std::collections::HashMap<String, String>,
+    /// Whether each profile has a key, looked up once (the keyring can be slow;
+    /// this screen is drawn every frame) and again after "Save key".
+    has_key: std::collections::HashMap<String, bool>,
     new_profile: String,
     pub message: Option<String>,
 }
@@ -83,7 +86,10 @@ impl SettingsScreen {
                             ui.end_row();
                             ui.label("API key");
                             ui.horizontal(|ui| {
-                                let has_key = crate::engine::cloud::resolve_key(p).is_some();
+                                let has_key = *self
+                                    .has_key
+                                    .entry(p.name.clone())
+                                    .or_insert_with(|| crate::engine::cloud::resolve_key(p).is_some());
                                 let typed = self.key_input.entry(p.name.clone()).or_default();
                                 ui.add(
                                     egui::TextEdit::singleline(typed)
@@ -98,6 +104,7 @@ impl SettingsScreen {
                                         Err(e) => format!("Could not save the key: {e}."),
                                     });
                                     typed.clear();
+                                    self.has_key.remove(&p.name);
                                 }
                             });
                             ui.end_row();
