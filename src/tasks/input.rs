@@ -262,18 +262,22 @@ impl Iterator for DelimitedRows {
                     if record.len() == 1 && record[0].iter().all(u8::is_ascii_whitespace) {
                         continue;
                     }
-                    // The reader skips blank lines before a record: start where its text does.
-                    let raw = self.raw(start_offset, end_offset);
-                    let lead = raw.iter().take_while(|&&b| b == b'\n' || b == b'\r').count();
-                    start_offset += lead as u64;
-                    start_line += raw[..lead].iter().filter(|&&b| b == b'\n').count() as u64;
-                    let body = &raw[lead..];
-                    let text_end = body.iter().rposition(|&b| b != b'\n' && b != b'\r').map_or(0, |i| i + 1);
                     // A record over several lines took a newline inside quotes: fine only when
                     // its quotes pair up. (A stray quote inside one line, `a 12" pizza`, is text.)
-                    let spans_lines = body[..text_end].contains(&b'\n');
-                    let odd_quotes = body.iter().filter(|&&b| b == b'"').count() % 2 == 1;
-                    if spans_lines && odd_quotes {
+                    // Most records sit on one line; only the others are read again, raw.
+                    let mut broken_quote = false;
+                    if self.reader.position().line() > start.line() + 1 {
+                        // The reader skips blank lines before a record: start where its text does.
+                        let raw = self.raw(start_offset, end_offset);
+                        let lead = raw.iter().take_while(|&&b| b == b'\n' || b == b'\r').count();
+                        start_offset += lead as u64;
+                        start_line += raw[..lead].iter().filter(|&&b| b == b'\n').count() as u64;
+                        let body = &raw[lead..];
+                        let text_end = body.iter().rposition(|&b| b != b'\n' && b != b'\r').map_or(0, |i| i + 1);
+                        broken_quote =
+                            body[..text_end].contains(&b'\n') && body.iter().filter(|&&b| b == b'"').count() % 2 == 1;
+                    }
+                    if broken_quote {
                         Some("has a quote that is never closed".to_string())
                     } else if record.len() != self.width {
                         Some(format!("has {} fields where the header has {}", record.len(), self.width))
