@@ -293,11 +293,34 @@ impl Db {
 
     /// Append messages in one transaction (a question and its answer land together).
     pub fn append_messages(&mut self, conversation_id: i64, messages: &[NewMessage]) -> Result<(), DbError> {
+        self.write_messages(conversation_id, None, messages)
+    }
+
+    /// Replace every message from position `seq` on with `messages`, in one
+    /// transaction (edit-and-resend: a failed write keeps the old turns).
+    pub fn replace_messages_from(
+        &mut self,
+        conversation_id: i64,
+        seq: i64,
+        messages: &[NewMessage],
+    ) -> Result<(), DbError> {
+        self.write_messages(conversation_id, Some(seq), messages)
+    }
+
+    fn write_messages(
+        &mut self,
+        conversation_id: i64,
+        from_seq: Option<i64>,
+        messages: &[NewMessage],
+    ) -> Result<(), DbError> {
         let tx = self.conn.transaction()?;
         let exists: Option<i64> =
             tx.query_row("SELECT id FROM conversations WHERE id = ?1", [conversation_id], |r| r.get(0)).optional()?;
         if exists.is_none() {
             return Err(DbError::Missing { what: "conversation", id: conversation_id });
+        }
+        if let Some(seq) = from_seq {
+            tx.execute("DELETE FROM messages WHERE conversation_id = ?1 AND seq >= ?2", params![conversation_id, seq])?;
         }
         let next: i64 = tx.query_row(
             "SELECT COALESCE(MAX(seq), -1) + 1 FROM messages WHERE conversation_id = ?1",
@@ -569,6 +592,10 @@ mod tests {
         let hits = db.search("employ").unwrap();
         assert_eq!(hits.len(), 1);
         assert!(hits[0].snippet.contains("[employees]"), "{}", hits[0].snippet);
+        db.replace_messages_from(c, 0, &[NewMessage::user("Where do employees park?")]).unwrap();
+        let msgs = db.messages(c).unwrap();
+        assert_eq!((msgs.len(), msgs[0].seq, msgs[0].content.as_str()), (1, 0, "Where do employees park?"));
+        db.append_messages(c, &[NewMessage::user("thanks")]).unwrap();
         db.truncate_messages(c, 1).unwrap();
         assert_eq!(db.messages(c).unwrap().len(), 1);
         db.delete_conversation(c).unwrap();

@@ -213,16 +213,17 @@ impl ChatScreen {
                 return;
             }
         };
-        if let Some(seq) = self.editing.take() {
-            if let Err(e) = services.db.truncate_messages(id, seq) {
-                self.error = Some(e.to_string());
-                return;
-            }
-            self.messages.retain(|m| m.seq < seq);
-        }
-        if let Err(e) = services.db.append_messages(id, &[NewMessage::user(&text)]) {
+        let question = [NewMessage::user(&text)];
+        let saved = match self.editing {
+            Some(seq) => services.db.replace_messages_from(id, seq, &question),
+            None => services.db.append_messages(id, &question),
+        };
+        if let Err(e) = saved {
             self.error = Some(e.to_string());
             return;
+        }
+        if let Some(seq) = self.editing.take() {
+            self.messages.retain(|m| m.seq < seq);
         }
         let seq = self.messages.last().map(|m| m.seq + 1).unwrap_or(0);
         self.messages.push(ChatMsg {
