@@ -183,6 +183,15 @@ impl ModelEntry {
     }
 }
 
+/// Dollars for a request at (input, output) dollars per million tokens.
+pub fn cost_usd(
+    (usd_per_m_input, usd_per_m_output): (f64, f64),
+    prompt_tokens: usize,
+    completion_tokens: usize,
+) -> f64 {
+    (prompt_tokens as f64 * usd_per_m_input + completion_tokens as f64 * usd_per_m_output) / 1e6
+}
+
 /// "98.4 MB": sizes the way people read them.
 pub fn human_bytes(bytes: u64) -> String {
     let b = bytes as f64;

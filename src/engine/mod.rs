@@ -80,6 +80,20 @@ pub struct Completion {
     pub first_token_logprobs: Vec<(String, f64)>,
 }
 
+impl Completion {
+    /// Tokens per second after the first, as the backend measured them, or else as
+    /// seen by the caller between the first token (`ttft_ms`) and the end (`total_ms`).
+    pub fn decode_rate(&self, ttft_ms: f64, total_ms: f64) -> f64 {
+        if self.timings.decode_tok_per_s > 0.0 {
+            self.timings.decode_tok_per_s
+        } else if total_ms > ttft_ms {
+            self.usage.completion_tokens.saturating_sub(1) as f64 * 1e3 / (total_ms - ttft_ms)
+        } else {
+            0.0
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub enum Event {
     /// New text (never half a character).

@@ -184,21 +184,16 @@ impl Comparison {
                 let col = &mut self.columns[i];
                 // Time to first token as this user saw it (network included).
                 let ttft = self.first_delta[i].unwrap_or(now_ms);
-                col.text = done.text;
+                col.tok_per_s = done.decode_rate(ttft, now_ms);
                 col.done = true;
                 col.ttft_ms = ttft;
                 col.total_ms = now_ms;
                 col.prompt_tokens = done.usage.prompt_tokens;
                 col.completion_tokens = done.usage.completion_tokens;
-                let decode_ms = (now_ms - ttft).max(1e-3);
-                col.tok_per_s = if done.timings.decode_tok_per_s > 0.0 {
-                    done.timings.decode_tok_per_s
-                } else {
-                    col.completion_tokens.saturating_sub(1) as f64 * 1e3 / decode_ms
-                };
+                col.text = done.text;
                 col.price_known = self.prices[i].is_none_or(|(inp, out)| inp > 0.0 || out > 0.0);
-                col.cost_usd = self.prices[i]
-                    .map(|(inp, out)| (col.prompt_tokens as f64 * inp + col.completion_tokens as f64 * out) / 1e6);
+                col.cost_usd =
+                    self.prices[i].map(|p| crate::catalog::cost_usd(p, col.prompt_tokens, col.completion_tokens));
             }
             Update::Error(i, e) => {
                 let col = &mut self.columns[i];

@@ -347,13 +347,7 @@ impl ChatScreen {
             Ok(c) => {
                 let ttft = if c.timings.ttft_ms > 0.0 { c.timings.ttft_ms } else { s.first_token_ms.unwrap_or(0.0) };
                 let total_ms = s.started.elapsed().as_secs_f64() * 1e3;
-                let tok_per_s = if c.timings.decode_tok_per_s > 0.0 {
-                    c.timings.decode_tok_per_s
-                } else if total_ms > ttft {
-                    c.usage.completion_tokens.saturating_sub(1) as f64 * 1e3 / (total_ms - ttft)
-                } else {
-                    0.0
-                };
+                let tok_per_s = c.decode_rate(ttft, total_ms);
                 let metrics = Metrics {
                     prompt_tokens: c.usage.prompt_tokens,
                     completion_tokens: c.usage.completion_tokens,

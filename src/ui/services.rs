@@ -244,8 +244,7 @@ impl Services {
     pub fn cost_usd(&self, spec: &str, prompt_tokens: usize, completion_tokens: usize) -> Option<f64> {
         let name = spec.strip_prefix("cloud:")?;
         let p = self.settings.profile(name)?;
-        let (input, output) = self.catalog.prices_for(p);
-        Some((prompt_tokens as f64 * input + completion_tokens as f64 * output) / 1e6)
+        Some(crate::catalog::cost_usd(self.catalog.prices_for(p), prompt_tokens, completion_tokens))
     }
 }
 
