@@ -3,7 +3,7 @@
 
 use super::{interrupt, resolve_model, start_engine};
 use crate::catalog::Catalog;
-use crate::config::{Paths, Settings};
+use crate::config::Paths;
 use crate::db::Db;
 use crate::engine::cloud::CloudOptions;
 use crate::progress::TerminalBar;
@@ -77,7 +77,7 @@ pub fn classify(store: &Store, catalog: &Catalog, a: ClassifyArgs) -> Result<()>
             eprintln!("run {run_id} was already finished");
         }
         let table = Table::open(std::path::Path::new(&info.source))?;
-        let mut classifier = make_classifier(store, catalog, &paths, &info.backend, &config.classify, &a)?;
+        let mut classifier = make_classifier(store, catalog, &info.backend, &config.classify, &a)?;
         run_one(&mut db, run_id, table, &config, classifier.as_mut(), a.json)?;
         runs.push((run_id, info.backend.clone()));
     } else {
@@ -114,7 +114,7 @@ pub fn classify(store: &Store, catalog: &Catalog, a: ClassifyArgs) -> Result<()>
                 label_column: a.label_column.clone(),
                 headers: table.headers.clone(),
             };
-            let mut classifier = make_classifier(store, catalog, &paths, backend, &config.classify, &a)?;
+            let mut classifier = make_classifier(store, catalog, backend, &config.classify, &a)?;
             let abs = std::fs::canonicalize(&source).unwrap_or(source.clone());
             let run_id = db.create_run(&abs.to_string_lossy(), backend, &serde_json::to_string(&config)?)?;
             run_one(&mut db, run_id, table, &config, classifier.as_mut(), a.json)?;
@@ -134,7 +134,6 @@ fn write_example(paths: &Paths) -> Result<PathBuf> {
 fn make_classifier(
     store: &Store,
     catalog: &Catalog,
-    paths: &Paths,
     backend: &str,
     config: &ClassifyConfig,
     a: &ClassifyArgs,
@@ -144,24 +143,7 @@ fn make_classifier(
         let engine = start_engine(&path, 4096, a.threads)?;
         return Ok(Box::new(LocalClassifier::new(engine, config.clone())?));
     }
-    let Some(rest) = backend.strip_prefix("cloud") else {
-        bail!("unknown backend '{backend}': use local, cloud or cloud:NAME");
-    };
-    if store.offline() {
-        bail!("offline mode is on; the cloud backend needs the network. Drop --offline or use --backend local.");
-    }
-    let settings = Settings::load(paths)?;
-    let name = rest.strip_prefix(':');
-    let profile = match name {
-        Some(n) => settings.profile(n).cloned(),
-        None => settings.cloud.first().cloned(),
-    }
-    .ok_or_else(|| {
-        anyhow::anyhow!(
-            "there is no cloud profile {}; add one with `duet cloud add NAME --base-url URL --model MODEL`",
-            name.unwrap_or("")
-        )
-    })?;
+    let profile = super::profile_for_backend(store, backend)?;
     let cloud = crate::engine::cloud::backend_for(&profile, CloudOptions::default());
     if std::io::stderr().is_terminal() {
         eprintln!("(reviews are sent to {})", cloud.host());

@@ -3,7 +3,6 @@
 
 use super::{interrupt, resolve_model, start_engine};
 use crate::catalog::Catalog;
-use crate::config::Settings;
 use crate::db::Db;
 use crate::engine::cloud::CloudOptions;
 use crate::engine::{GenRequest, Message, SamplingParams};
@@ -36,7 +35,6 @@ pub fn compare(store: &Store, catalog: &Catalog, a: CompareArgs) -> Result<()> {
     if a.prompt.trim().is_empty() {
         bail!("the prompt is empty; write one, e.g. duet compare \"Explain RAG in one sentence\"");
     }
-    let settings = Settings::load(store.paths())?;
     let mut contenders = Vec::new();
     for spec in &a.backend {
         if spec == "local" {
@@ -45,23 +43,10 @@ pub fn compare(store: &Store, catalog: &Catalog, a: CompareArgs) -> Result<()> {
             contenders.push(Contender { spec: spec.clone(), backend: Box::new(engine), prices: None });
             continue;
         }
-        let Some(rest) = spec.strip_prefix("cloud") else {
-            bail!("unknown backend '{spec}': use local, cloud or cloud:NAME");
-        };
-        if store.offline() {
-            bail!("offline mode is on; '{spec}' needs the network. Drop --offline or compare local models only.");
-        }
-        let name = rest.strip_prefix(':');
-        let profile = match name {
-            Some(n) => settings.profile(n),
-            None => settings.cloud.first(),
-        }
-        .ok_or_else(|| {
-            anyhow::anyhow!("there is no cloud profile {}; add one with `duet cloud add`", name.unwrap_or(""))
-        })?;
-        let backend = crate::engine::cloud::backend_for(profile, CloudOptions::default());
+        let profile = super::profile_for_backend(store, spec)?;
+        let backend = crate::engine::cloud::backend_for(&profile, CloudOptions::default());
         let spec = format!("cloud:{}", profile.name);
-        contenders.push(Contender { spec, backend: Box::new(backend), prices: Some(catalog.prices_for(profile)) });
+        contenders.push(Contender { spec, backend: Box::new(backend), prices: Some(catalog.prices_for(&profile)) });
     }
     let system = a.system.clone().unwrap_or_default();
     let mut messages = Vec::new();

@@ -581,22 +581,40 @@ fn bench(store: &Store, catalog: &Catalog, a: BenchArgs) -> Result<()> {
 }
 
 /// The cloud backend a command asked for: a profile, with flags on top.
-fn cloud_backend(paths: &Paths, a: &BackendArgs) -> Result<CloudBackend> {
-    let settings = Settings::load(paths)?;
-    let mut profile = match &a.profile {
+/// The cloud profile called `name`, or the first one when no name is given.
+fn find_profile(settings: &Settings, name: Option<&str>) -> Result<crate::config::CloudProfile> {
+    match name {
         Some(name) => settings.profile(name).cloned().ok_or_else(|| {
             let known: Vec<_> = settings.cloud.iter().map(|p| p.name.as_str()).collect();
             anyhow::anyhow!(
                 "there is no cloud profile '{name}' (known: {}). Add one with `duet cloud add`.",
                 known.join(", ")
             )
-        })?,
+        }),
         None => settings.cloud.first().cloned().ok_or_else(|| {
             anyhow::anyhow!(
                 "no cloud profile is set up; add one with `duet cloud add NAME --base-url URL --model MODEL`"
             )
-        })?,
+        }),
+    }
+}
+
+/// The profile behind a `--backend` value other than `local`: `cloud` (the
+/// first profile) or `cloud:NAME`, as `classify` and `compare` take them.
+fn profile_for_backend(store: &Store, spec: &str) -> Result<crate::config::CloudProfile> {
+    let unknown = || anyhow::anyhow!("unknown backend '{spec}': use local, cloud or cloud:NAME");
+    let name = match spec.strip_prefix("cloud").ok_or_else(unknown)? {
+        "" => None,
+        rest => Some(rest.strip_prefix(':').ok_or_else(unknown)?),
     };
+    if store.offline() {
+        bail!("offline mode is on; '{spec}' needs the network. Drop --offline or use --backend local.");
+    }
+    find_profile(&Settings::load(store.paths())?, name)
+}
+
+fn cloud_backend(paths: &Paths, a: &BackendArgs) -> Result<CloudBackend> {
+    let mut profile = find_profile(&Settings::load(paths)?, a.profile.as_deref())?;
     if let Some(u) = &a.base_url {
         profile.base_url = u.clone();
     }
