@@ -71,7 +71,7 @@ pub fn dot_rows(w: &QMatrix, r0: usize, a: &QActs, t: usize, out: &mut [f32]) {
             let x: &[i16; QK] = aq[b * QK..(b + 1) * QK].try_into().unwrap_or(&[0; QK]);
             match w.kind {
                 QKind::Q4_1 => {
-                    let q = &w.qs[wi * 16..wi * 16 + 16];
+                    let q = w.q4_block(wi);
                     for j in 0..16 {
                         wv[j] = (q[j] & 0x0F) as i16;
                         wv[j + 16] = (q[j] >> 4) as i16;

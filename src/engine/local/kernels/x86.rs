@@ -117,12 +117,16 @@ unsafe fn dot4_q4_1(w: &QMatrix, r0: usize, a: &QActs, t0: usize, outs: &mut [&m
                     }
                 }
             }
-            for j in 0..len {
-                let wv = unpack_q4(wq.add((b + j) * 16));
-                for k in 0..4 {
-                    let p = madd_block(wv, aq[k].add((b + j) * QK));
-                    acc[k] = _mm256_fmadd_ps(p, _mm256_set1_ps(scales[k][j]), acc[k]);
+            let mut j = 0;
+            while j < len {
+                let (w0, w1) = q4_tail(wq, b + j, nb);
+                for (jj, wv) in [Some(w0), w1].into_iter().flatten().enumerate() {
+                    for k in 0..4 {
+                        let p = madd_block(wv, aq[k].add((b + j + jj) * QK));
+                        acc[k] = _mm256_fmadd_ps(p, _mm256_set1_ps(scales[k][j + jj]), acc[k]);
+                    }
                 }
+                j += 1 + usize::from(w1.is_some());
             }
             b += len;
         }
@@ -201,6 +205,33 @@ unsafe fn unpack_q4(wq: *const u8) -> (__m256i, __m256i) {
     (lo, hi)
 }
 
+/// Two neighbouring 4-bit blocks stored interleaved (see `QMatrix::q4_block`):
+/// read as 16-bit lanes, nibble k of lane i is element i + 16k of the pair.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn unpack_q4_pair(wq: *const u8) -> ((__m256i, __m256i), (__m256i, __m256i)) {
+    let mask = _mm256_set1_epi16(0x0F);
+    let v = _mm256_loadu_si256(wq as *const __m256i);
+    let n0 = _mm256_and_si256(v, mask);
+    let n1 = _mm256_and_si256(_mm256_srli_epi16(v, 4), mask);
+    let n2 = _mm256_and_si256(_mm256_srli_epi16(v, 8), mask);
+    let n3 = _mm256_srli_epi16(v, 12);
+    ((n0, n1), (n2, n3))
+}
+
+/// Block `b` of a row whose blocks from `b` on are all that is left: a pair
+/// when two remain, else the row's odd last block (stored as GGML has it).
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn q4_tail(wq: *const u8, b: usize, nb: usize) -> ((__m256i, __m256i), Option<(__m256i, __m256i)>) {
+    if b + 2 <= nb {
+        let (w0, w1) = unpack_q4_pair(wq.add(b * 16));
+        (w0, Some(w1))
+    } else {
+        (unpack_q4(wq.add(b * 16)), None)
+    }
+}
+
 /// An 8-bit block's 32 weights as two vectors of 16-bit lanes.
 #[inline]
 #[target_feature(enable = "avx2")]
@@ -217,12 +248,6 @@ unsafe fn madd_block((w0, w1): (__m256i, __m256i), xq: *const i16) -> __m256 {
     let x0 = _mm256_loadu_si256(xq as *const __m256i);
     let x1 = _mm256_loadu_si256(xq.add(16) as *const __m256i);
     _mm256_cvtepi32_ps(_mm256_add_epi32(_mm256_madd_epi16(w0, x0), _mm256_madd_epi16(w1, x1)))
-}
-
-#[inline]
-#[target_feature(enable = "avx2")]
-unsafe fn block_q4(wq: *const u8, xq: *const i16) -> __m256 {
-    madd_block(unpack_q4(wq), xq)
 }
 
 #[inline]
@@ -263,8 +288,9 @@ unsafe fn dot_q4_1(w: &QMatrix, r0: usize, a: &QActs, t: usize, out: &mut [f32])
             accm = _mm256_fmadd_ps(f16x8(wm.add(b)), _mm256_loadu_ps(as_.add(b)), accm);
             _mm256_storeu_ps(scales.as_mut_ptr(), _mm256_mul_ps(f16x8(wd.add(b)), _mm256_loadu_ps(ad.add(b))));
             for k in (0..8).step_by(2) {
-                let p0 = block_q4(wq.add((b + k) * 16), aq.add((b + k) * QK));
-                let p1 = block_q4(wq.add((b + k + 1) * 16), aq.add((b + k + 1) * QK));
+                let (w0, w1) = unpack_q4_pair(wq.add((b + k) * 16));
+                let p0 = madd_block(w0, aq.add((b + k) * QK));
+                let p1 = madd_block(w1, aq.add((b + k + 1) * QK));
                 acc0 = _mm256_fmadd_ps(p0, _mm256_set1_ps(scales[k]), acc0);
                 acc1 = _mm256_fmadd_ps(p1, _mm256_set1_ps(scales[k + 1]), acc1);
             }
@@ -272,10 +298,13 @@ unsafe fn dot_q4_1(w: &QMatrix, r0: usize, a: &QActs, t: usize, out: &mut [f32])
         }
         let mut tail = 0f32;
         while b < nb {
-            let p = block_q4(wq.add(b * 16), aq.add(b * QK));
-            acc0 = _mm256_fmadd_ps(p, _mm256_set1_ps(f16x1(*wd.add(b)) * *ad.add(b)), acc0);
-            tail += f16x1(*wm.add(b)) * *as_.add(b);
-            b += 1;
+            let (w0, w1) = q4_tail(wq, b, nb);
+            for (k, wv) in [Some(w0), w1].into_iter().flatten().enumerate() {
+                let p = madd_block(wv, aq.add((b + k) * QK));
+                acc0 = _mm256_fmadd_ps(p, _mm256_set1_ps(f16x1(*wd.add(b + k)) * *ad.add(b + k)), acc0);
+                tail += f16x1(*wm.add(b + k)) * *as_.add(b + k);
+            }
+            b += 1 + usize::from(w1.is_some());
         }
         *o = hsum(_mm256_add_ps(acc0, acc1)) + hsum(accm) + tail;
     }
