@@ -275,9 +275,7 @@ impl FastLlama {
             rms_norm(&s.x, &layer.ffn_norm, c.eps, e, &mut s.xn);
             s.acts.quantize(&s.xn, t, e);
             matmul_many(&self.pool, &mut [(&layer.gate, &mut s.gate), (&layer.up, &mut s.up)], &s.acts);
-            for (g, u) in s.gate.iter_mut().zip(&s.up) {
-                *g = *g / (1.0 + (-*g).exp()) * u;
-            }
+            (kernels().silu_mul)(&mut s.gate, &s.up);
             s.acts.quantize(&s.gate, t, c.n_ff);
             matmul(&self.pool, &layer.down, &s.acts, &mut s.proj);
             for (x, p) in s.x.iter_mut().zip(&s.proj) {
@@ -339,7 +337,7 @@ fn matmul_many(pool: &Pool, jobs: &mut [(&QMatrix, &mut Vec<f32>)], a: &QActs) {
 fn rms_norm(x: &[f32], w: &[f32], eps: f32, e: usize, out: &mut Vec<f32>) {
     out.resize(x.len(), 0.0);
     for (row, o) in x.chunks_exact(e).zip(out.chunks_exact_mut(e)) {
-        let ms = row.iter().map(|v| v * v).sum::<f32>() / e as f32;
+        let ms = (kernels().dot_f32)(row, row) / e as f32;
         let inv = 1.0 / (ms + eps).sqrt();
         for ((o, v), g) in o.iter_mut().zip(row).zip(w) {
             *o = v * inv * g;
@@ -389,12 +387,7 @@ fn attention(
                 *s = (k.dot_f32)(qh, kj) * scale;
                 max = max.max(*s);
             }
-            let mut sum = 0f32;
-            for s in sc[..len].iter_mut() {
-                *s = (*s - max).exp();
-                sum += *s;
-            }
-            let inv = 1.0 / sum;
+            let inv = 1.0 / (k.exp_sum)(&mut sc[..len], max);
             let o = unsafe { out_shared.slice(ti * q_dim + h * hd..ti * q_dim + (h + 1) * hd) };
             o.fill(0.0);
             for (j, s) in sc[..len].iter().enumerate() {

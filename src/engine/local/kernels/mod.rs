@@ -202,6 +202,10 @@ pub struct Kernels {
     pub dot_f32: fn(a: &[f32], b: &[f32]) -> f32,
     /// y += alpha · x
     pub axpy: fn(alpha: f32, x: &[f32], y: &mut [f32]),
+    /// gate[i] = silu(gate[i]) · up[i] (SwiGLU).
+    pub silu_mul: fn(gate: &mut [f32], up: &[f32]),
+    /// x[i] = exp(x[i] − max); returns Σ x[i] (softmax numerators).
+    pub exp_sum: fn(x: &mut [f32], max: f32) -> f32,
 }
 
 /// Picked once, at first use, from what this CPU reports (not from build flags).
@@ -323,6 +327,32 @@ mod tests {
         let mut y = v.clone();
         (k.axpy)(0.5, &u, &mut y);
         assert!(y.iter().zip(u.iter().zip(&v)).all(|(y, (u, v))| (y - (v + 0.5 * u)).abs() < 1e-6));
+    }
+
+    /// The vector exp behind SwiGLU and softmax stays within a few float
+    /// rounding steps of the library one, over the whole range they see.
+    #[test]
+    fn silu_and_softmax_match_the_library_exp() {
+        let k = kernels();
+        let x: Vec<f32> = (0..4003).map(|i| (i as f32 - 2000.0) * 0.045).collect();
+        let up: Vec<f32> = random(x.len(), 9);
+        let mut g = x.clone();
+        (k.silu_mul)(&mut g, &up);
+        for ((g, x), u) in g.iter().zip(&x).zip(&up) {
+            let want = x / (1.0 + (-x).exp()) * u;
+            assert!((g - want).abs() <= 4e-7 * want.abs().max(1e-30) + 1e-30, "silu({x})·{u}: {g} vs {want}");
+        }
+        let mut e = x.clone();
+        let max = x.iter().fold(f32::MIN, |m, &v| m.max(v));
+        let sum = (k.exp_sum)(&mut e, max);
+        let mut want_sum = 0f64;
+        for (e, x) in e.iter().zip(&x) {
+            let want = (x - max).exp();
+            want_sum += want as f64;
+            assert!((e - want).abs() <= 4e-7 * want + 1e-37, "exp({x} - {max}): {e} vs {want}");
+        }
+        // Summed in f32 in another order than this f64 sum.
+        assert!(((sum as f64 - want_sum) / want_sum).abs() < 1e-5, "{sum} vs {want_sum}");
     }
 
     /// Both kernel sets give the same products as a plain dequantized dot.

@@ -3,7 +3,23 @@
 use super::{Kernels, QActs, QKind, QMatrix, ACT_MAX, QK};
 use half::f16;
 
-pub const KERNELS: Kernels = Kernels { name: "scalar", dot_rows, quantize, dot_rows_n, dot_f32, axpy };
+pub const KERNELS: Kernels =
+    Kernels { name: "scalar", dot_rows, quantize, dot_rows_n, dot_f32, axpy, silu_mul, exp_sum };
+
+pub fn silu_mul(gate: &mut [f32], up: &[f32]) {
+    for (g, u) in gate.iter_mut().zip(up) {
+        *g = *g / (1.0 + (-*g).exp()) * u;
+    }
+}
+
+pub fn exp_sum(x: &mut [f32], max: f32) -> f32 {
+    let mut sum = 0f32;
+    for v in x.iter_mut() {
+        *v = (*v - max).exp();
+        sum += *v;
+    }
+    sum
+}
 
 pub fn dot_rows_n(w: &QMatrix, r0: usize, a: &QActs, t0: usize, outs: &mut [&mut [f32]]) {
     for (i, out) in outs.iter_mut().enumerate() {

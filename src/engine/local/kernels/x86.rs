@@ -12,7 +12,80 @@
 use super::{Kernels, QActs, QKind, QMatrix, ACT_MAX, QK};
 use std::arch::x86_64::*;
 
-pub const KERNELS: Kernels = Kernels { name: "avx2", dot_rows, quantize, dot_rows_n, dot_f32, axpy };
+pub const KERNELS: Kernels = Kernels { name: "avx2", dot_rows, quantize, dot_rows_n, dot_f32, axpy, silu_mul, exp_sum };
+
+fn silu_mul(gate: &mut [f32], up: &[f32]) {
+    let n = gate.len().min(up.len());
+    // SAFETY: reads and writes stay below n in both slices.
+    unsafe { silu_mul_avx2(gate.as_mut_ptr(), up.as_ptr(), n) }
+}
+
+fn exp_sum(x: &mut [f32], max: f32) -> f32 {
+    // SAFETY: as above.
+    unsafe { exp_sum_avx2(x.as_mut_ptr(), x.len(), max) }
+}
+
+/// e^x for eight lanes: x = n·ln2 + r with |r| ≤ ln2/2, e^r by Cephes' degree-6
+/// polynomial, 2^n put straight into the exponent bits. Within ~2 float
+/// rounding steps of libm's expf; inputs are clamped to where the result is a
+/// normal float (below −87.3 it returns ~1e-38 where libm gives a denormal or 0).
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn exp8(x: __m256) -> __m256 {
+    let x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3)), _mm256_set1_ps(88.3));
+    let n = _mm256_round_ps(
+        _mm256_mul_ps(x, _mm256_set1_ps(std::f32::consts::LOG2_E)),
+        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC,
+    );
+    // ln 2 in two parts so n·ln2 is exact in the first.
+    let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693_359_4), x);
+    let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.121_944_4e-4), r);
+    let mut p = _mm256_set1_ps(1.987_569_1e-4);
+    for c in [1.398_2e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 5.000_000_1e-1] {
+        p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
+    }
+    let y = _mm256_fmadd_ps(_mm256_mul_ps(p, r), r, _mm256_add_ps(r, _mm256_set1_ps(1.0)));
+    let pow2n = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    _mm256_mul_ps(y, _mm256_castsi256_ps(pow2n))
+}
+
+#[target_feature(enable = "avx2,fma")]
+unsafe fn silu_mul_avx2(g: *mut f32, u: *const f32, n: usize) {
+    let one = _mm256_set1_ps(1.0);
+    let mut i = 0;
+    while i + 8 <= n {
+        let x = _mm256_loadu_ps(g.add(i));
+        let e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), x));
+        let silu = _mm256_div_ps(x, _mm256_add_ps(one, e));
+        _mm256_storeu_ps(g.add(i), _mm256_mul_ps(silu, _mm256_loadu_ps(u.add(i))));
+        i += 8;
+    }
+    while i < n {
+        let x = *g.add(i);
+        *g.add(i) = x / (1.0 + (-x).exp()) * *u.add(i);
+        i += 1;
+    }
+}
+
+#[target_feature(enable = "avx2,fma")]
+unsafe fn exp_sum_avx2(x: *mut f32, n: usize, max: f32) -> f32 {
+    let m = _mm256_set1_ps(max);
+    let mut acc = _mm256_setzero_ps();
+    let mut i = 0;
+    while i + 8 <= n {
+        let e = exp8(_mm256_sub_ps(_mm256_loadu_ps(x.add(i)), m));
+        _mm256_storeu_ps(x.add(i), e);
+        acc = _mm256_add_ps(acc, e);
+        i += 8;
+    }
+    let mut sum = hsum(acc);
+    while i < n {
+        *x.add(i) = (*x.add(i) - max).exp();
+        sum += *x.add(i);
+        i += 1;
+    }
+    sum
+}
 
 fn dot_rows_n(w: &QMatrix, r0: usize, a: &QActs, t0: usize, outs: &mut [&mut [f32]]) {
     let n = outs.first().map_or(0, |o| o.len());
