@@ -369,30 +369,38 @@ fn attention(
     let (hd, kv_dim, q_dim) = (c.head_dim, c.n_kv_head * c.head_dim, c.n_head * c.head_dim);
     let group = c.n_head / c.n_kv_head;
     let scale = 1.0 / (hd as f32).sqrt();
-    let tasks = t * c.n_head;
+    // A unit of work is one token's heads that share a KV head (their keys and
+    // values stay in cache between them), or single heads when there are too
+    // few of those to keep every thread busy (decoding one token).
+    let per_unit = if t * c.n_kv_head >= 4 * pool.threads() { group } else { 1 };
+    let units = t * c.n_head / per_unit;
     let out_shared = SharedMut::new(out);
     let k = kernels();
     let scores_shared = SharedMut::new(scores);
     pool.run(|i, n| {
         // SAFETY: each thread uses its own score row and its own (token, head) outputs.
         let sc = unsafe { &mut scores_shared.slice(i..i + 1)[0] };
-        for task in Pool::chunk(tasks, i, n) {
-            let (ti, h) = (task / c.n_head, task % c.n_head);
-            let kvh = h / group;
-            let qh = &q[ti * q_dim + h * hd..ti * q_dim + (h + 1) * hd];
-            let len = pos + ti + 1;
-            let mut max = f32::NEG_INFINITY;
-            for (j, s) in sc[..len].iter_mut().enumerate() {
-                let kj = &k_cache[j * kv_dim + kvh * hd..j * kv_dim + (kvh + 1) * hd];
-                *s = (k.dot_f32)(qh, kj) * scale;
-                max = max.max(*s);
-            }
-            let inv = 1.0 / (k.exp_sum)(&mut sc[..len], max);
-            let o = unsafe { out_shared.slice(ti * q_dim + h * hd..ti * q_dim + (h + 1) * hd) };
-            o.fill(0.0);
-            for (j, s) in sc[..len].iter().enumerate() {
-                let vj = &v_cache[j * kv_dim + kvh * hd..j * kv_dim + (kvh + 1) * hd];
-                (k.axpy)(s * inv, vj, o);
+        // Units dealt round-robin: later tokens attend to more keys, so
+        // contiguous ranges would give the last thread most of the work.
+        for unit in (i..units).step_by(n) {
+            for task in unit * per_unit..(unit + 1) * per_unit {
+                let (ti, h) = (task / c.n_head, task % c.n_head);
+                let kvh = h / group;
+                let qh = &q[ti * q_dim + h * hd..ti * q_dim + (h + 1) * hd];
+                let len = pos + ti + 1;
+                let sc = &mut sc[..len];
+                (k.dot_many)(qh, &k_cache[kvh * hd..], kv_dim, sc);
+                let mut max = f32::NEG_INFINITY;
+                for s in sc.iter_mut() {
+                    *s *= scale;
+                    max = max.max(*s);
+                }
+                let inv = 1.0 / (k.exp_sum)(sc, max);
+                let o = unsafe { out_shared.slice(ti * q_dim + h * hd..ti * q_dim + (h + 1) * hd) };
+                (k.weighted_sum)(sc, &v_cache[kvh * hd..], kv_dim, o);
+                for v in o.iter_mut() {
+                    *v *= inv;
+                }
             }
         }
     });

@@ -202,6 +202,10 @@ pub struct Kernels {
     pub dot_f32: fn(a: &[f32], b: &[f32]) -> f32,
     /// y += alpha · x
     pub axpy: fn(alpha: f32, x: &[f32], y: &mut [f32]),
+    /// out[j] = q · keys[j·stride ..][..q.len()] (attention scores of one head).
+    pub dot_many: fn(q: &[f32], keys: &[f32], stride: usize, out: &mut [f32]),
+    /// out = Σ_j p[j] · values[j·stride ..][..out.len()] (attention output of one head).
+    pub weighted_sum: fn(p: &[f32], values: &[f32], stride: usize, out: &mut [f32]),
     /// gate[i] = silu(gate[i]) · up[i] (SwiGLU).
     pub silu_mul: fn(gate: &mut [f32], up: &[f32]),
     /// x[i] = exp(x[i] − max); returns Σ x[i] (softmax numerators).
@@ -327,6 +331,30 @@ mod tests {
         let mut y = v.clone();
         (k.axpy)(0.5, &u, &mut y);
         assert!(y.iter().zip(u.iter().zip(&v)).all(|(y, (u, v))| (y - (v + 0.5 * u)).abs() < 1e-6));
+    }
+
+    /// Attention's two loops over the cache, against plain sums, for head
+    /// sizes on and off the vector width and key counts on and off four.
+    #[test]
+    fn attention_sums_match_plain_loops() {
+        let k = kernels();
+        for (hd, stride, keys) in [(64, 192, 37), (64, 64, 4), (12, 20, 5), (136, 136, 3)] {
+            let cache = random(keys * stride, 4);
+            let q = random(hd, 6);
+            let mut got = vec![0f32; keys];
+            (k.dot_many)(&q, &cache, stride, &mut got);
+            for (j, g) in got.iter().enumerate() {
+                let want: f32 = q.iter().zip(&cache[j * stride..]).map(|(a, b)| a * b).sum();
+                assert!((g - want).abs() < 1e-4, "hd {hd} key {j}: {g} vs {want}");
+            }
+            let p = random(keys, 8);
+            let mut o = vec![f32::NAN; hd];
+            (k.weighted_sum)(&p, &cache, stride, &mut o);
+            for (c, o) in o.iter().enumerate() {
+                let want: f32 = (0..keys).map(|j| p[j] * cache[j * stride + c]).sum();
+                assert!((o - want).abs() < 1e-4, "hd {hd} column {c}: {o} vs {want}");
+            }
+        }
     }
 
     /// The vector exp behind SwiGLU and softmax stays within a few float

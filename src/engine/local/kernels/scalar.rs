@@ -3,8 +3,32 @@
 use super::{Kernels, QActs, QKind, QMatrix, ACT_MAX, QK};
 use half::f16;
 
-pub const KERNELS: Kernels =
-    Kernels { name: "scalar", dot_rows, quantize, dot_rows_n, dot_f32, axpy, silu_mul, exp_sum };
+pub const KERNELS: Kernels = Kernels {
+    name: "scalar",
+    dot_rows,
+    quantize,
+    dot_rows_n,
+    dot_f32,
+    axpy,
+    dot_many,
+    weighted_sum,
+    silu_mul,
+    exp_sum,
+};
+
+pub fn dot_many(q: &[f32], keys: &[f32], stride: usize, out: &mut [f32]) {
+    for (j, o) in out.iter_mut().enumerate() {
+        *o = dot_f32(q, &keys[j * stride..j * stride + q.len()]);
+    }
+}
+
+pub fn weighted_sum(p: &[f32], values: &[f32], stride: usize, out: &mut [f32]) {
+    out.fill(0.0);
+    let n = out.len();
+    for (j, &pj) in p.iter().enumerate() {
+        axpy(pj, &values[j * stride..j * stride + n], out);
+    }
+}
 
 pub fn silu_mul(gate: &mut [f32], up: &[f32]) {
     for (g, u) in gate.iter_mut().zip(up) {

@@ -12,7 +12,86 @@
 use super::{Kernels, QActs, QKind, QMatrix, ACT_MAX, QK};
 use std::arch::x86_64::*;
 
-pub const KERNELS: Kernels = Kernels { name: "avx2", dot_rows, quantize, dot_rows_n, dot_f32, axpy, silu_mul, exp_sum };
+pub const KERNELS: Kernels =
+    Kernels { name: "avx2", dot_rows, quantize, dot_rows_n, dot_f32, axpy, dot_many, weighted_sum, silu_mul, exp_sum };
+
+fn dot_many(q: &[f32], keys: &[f32], stride: usize, out: &mut [f32]) {
+    let hd = q.len();
+    assert!(
+        out.is_empty() || ((out.len() - 1) * stride + hd <= keys.len() && hd <= stride),
+        "dot_many: keys too short"
+    );
+    if hd % 8 != 0 {
+        return super::scalar::dot_many(q, keys, stride, out);
+    }
+    // SAFETY: the last key read ends inside `keys` (checked above); q has hd values.
+    unsafe { dot_many_avx2(q.as_ptr(), hd, keys.as_ptr(), stride, out) }
+}
+
+fn weighted_sum(p: &[f32], values: &[f32], stride: usize, out: &mut [f32]) {
+    let hd = out.len();
+    assert!(
+        p.is_empty() || ((p.len() - 1) * stride + hd <= values.len() && hd <= stride),
+        "weighted_sum: values too short"
+    );
+    if hd % 8 != 0 {
+        return super::scalar::weighted_sum(p, values, stride, out);
+    }
+    // SAFETY: as above.
+    unsafe { weighted_sum_avx2(p, values.as_ptr(), stride, out) }
+}
+
+/// Four keys at a time against one query: each query vector is loaded once
+/// per four keys, and the four sums are reduced together.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot_many_avx2(q: *const f32, hd: usize, k: *const f32, stride: usize, out: &mut [f32]) {
+    let n = out.len();
+    let mut j = 0;
+    while j + 4 <= n {
+        let mut acc = [_mm256_setzero_ps(); 4];
+        let mut c = 0;
+        while c < hd {
+            let qv = _mm256_loadu_ps(q.add(c));
+            for (kk, a) in acc.iter_mut().enumerate() {
+                *a = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k.add((j + kk) * stride + c)), *a);
+            }
+            c += 8;
+        }
+        let h01 = _mm256_hadd_ps(acc[0], acc[1]);
+        let h23 = _mm256_hadd_ps(acc[2], acc[3]);
+        let h = _mm256_hadd_ps(h01, h23);
+        let sum4 = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+        _mm_storeu_ps(out.as_mut_ptr().add(j), sum4);
+        j += 4;
+    }
+    while j < n {
+        out[j] = dot_f32_avx2(q, k.add(j * stride), hd);
+        j += 1;
+    }
+}
+
+/// The output stays in registers, 64 columns at a time, while the values stream by.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn weighted_sum_avx2(p: &[f32], v: *const f32, stride: usize, out: &mut [f32]) {
+    const W: usize = 8;
+    let hd = out.len();
+    let mut c0 = 0;
+    while c0 < hd {
+        let w = ((hd - c0) / 8).min(W);
+        let mut acc = [_mm256_setzero_ps(); W];
+        for (j, &pj) in p.iter().enumerate() {
+            let pv = _mm256_set1_ps(pj);
+            let row = v.add(j * stride + c0);
+            for (cc, a) in acc.iter_mut().enumerate().take(w) {
+                *a = _mm256_fmadd_ps(pv, _mm256_loadu_ps(row.add(cc * 8)), *a);
+            }
+        }
+        for (cc, a) in acc.iter().enumerate().take(w) {
+            _mm256_storeu_ps(out.as_mut_ptr().add(c0 + cc * 8), *a);
+        }
+        c0 += w * 8;
+    }
+}
 
 fn silu_mul(gate: &mut [f32], up: &[f32]) {
     let n = gate.len().min(up.len());
