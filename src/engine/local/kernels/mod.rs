@@ -200,8 +200,6 @@ pub struct Kernels {
     /// once, unpacking each weight block once (prompt processing).
     pub dot_rows_n: fn(w: &QMatrix, r0: usize, a: &QActs, t0: usize, outs: &mut [&mut [f32]]),
     pub dot_f32: fn(a: &[f32], b: &[f32]) -> f32,
-    /// y += alpha · x
-    pub axpy: fn(alpha: f32, x: &[f32], y: &mut [f32]),
     /// out[j] = q · keys[j·stride ..][..q.len()] (attention scores of one head).
     pub dot_many: fn(q: &[f32], keys: &[f32], stride: usize, out: &mut [f32]),
     /// out = Σ_j p[j] · values[j·stride ..][..out.len()] (attention output of one head).
@@ -328,9 +326,6 @@ mod tests {
         let (u, v) = (random(67, 1), random(67, 2));
         let want: f32 = u.iter().zip(&v).map(|(a, b)| a * b).sum();
         assert!(((k.dot_f32)(&u, &v) - want).abs() < 1e-4);
-        let mut y = v.clone();
-        (k.axpy)(0.5, &u, &mut y);
-        assert!(y.iter().zip(u.iter().zip(&v)).all(|(y, (u, v))| (y - (v + 0.5 * u)).abs() < 1e-6));
     }
 
     /// Attention's two loops over the cache, against plain sums, for head

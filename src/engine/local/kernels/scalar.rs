@@ -3,18 +3,8 @@
 use super::{Kernels, QActs, QKind, QMatrix, ACT_MAX, QK};
 use half::f16;
 
-pub const KERNELS: Kernels = Kernels {
-    name: "scalar",
-    dot_rows,
-    quantize,
-    dot_rows_n,
-    dot_f32,
-    axpy,
-    dot_many,
-    weighted_sum,
-    silu_mul,
-    exp_sum,
-};
+pub const KERNELS: Kernels =
+    Kernels { name: "scalar", dot_rows, quantize, dot_rows_n, dot_f32, dot_many, weighted_sum, silu_mul, exp_sum };
 
 pub fn dot_many(q: &[f32], keys: &[f32], stride: usize, out: &mut [f32]) {
     for (j, o) in out.iter_mut().enumerate() {
@@ -64,7 +54,7 @@ pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
-pub fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
+fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
     for (y, x) in y.iter_mut().zip(x) {
         *y += alpha * x;
     }

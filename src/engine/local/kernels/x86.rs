@@ -13,7 +13,7 @@ use super::{Kernels, QActs, QKind, QMatrix, ACT_MAX, QK};
 use std::arch::x86_64::*;
 
 pub const KERNELS: Kernels =
-    Kernels { name: "avx2", dot_rows, quantize, dot_rows_n, dot_f32, axpy, dot_many, weighted_sum, silu_mul, exp_sum };
+    Kernels { name: "avx2", dot_rows, quantize, dot_rows_n, dot_f32, dot_many, weighted_sum, silu_mul, exp_sum };
 
 fn dot_many(q: &[f32], keys: &[f32], stride: usize, out: &mut [f32]) {
     let hd = q.len();
@@ -193,12 +193,6 @@ fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
     unsafe { dot_f32_avx2(a.as_ptr(), b.as_ptr(), n) }
 }
 
-fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
-    let n = x.len().min(y.len());
-    // SAFETY: as above.
-    unsafe { axpy_avx2(alpha, x.as_ptr(), y.as_mut_ptr(), n) }
-}
-
 #[target_feature(enable = "avx2,fma")]
 unsafe fn dot_f32_avx2(a: *const f32, b: *const f32, n: usize) -> f32 {
     let mut acc0 = _mm256_setzero_ps();
@@ -215,20 +209,6 @@ unsafe fn dot_f32_avx2(a: *const f32, b: *const f32, n: usize) -> f32 {
         i += 1;
     }
     s
-}
-
-#[target_feature(enable = "avx2,fma")]
-unsafe fn axpy_avx2(alpha: f32, x: *const f32, y: *mut f32, n: usize) {
-    let av = _mm256_set1_ps(alpha);
-    let mut i = 0;
-    while i + 8 <= n {
-        _mm256_storeu_ps(y.add(i), _mm256_fmadd_ps(av, _mm256_loadu_ps(x.add(i)), _mm256_loadu_ps(y.add(i))));
-        i += 8;
-    }
-    while i < n {
-        *y.add(i) += alpha * *x.add(i);
-        i += 1;
-    }
 }
 
 /// Four activation rows against each weight row: the weight block is
