@@ -13,8 +13,13 @@
 #   3. Runs ROUNDS rounds, alternating the two engines, of
 #          llama-bench -m $MODEL -t $THREADS -p $P -n $N -r $REPS -o json
 #          duet bench  --model $MODEL --threads $THREADS -p $P -n $N -r $REPS --json
+#      llama-bench also runs a TTFT_P-token prompt (default 40), the size of
+#      duet bench's time-to-first-token chat prompt, so the two first-token
+#      times can be set side by side; each engine's peak RSS is recorded.
 #   4. Prints a markdown table: per test (ppP, tgN), the mean ± sd over rounds
-#      of each engine's mean tokens/s, and the ratio duet / llama.cpp.
+#      of each engine's mean tokens/s, and the ratio duet / llama.cpp; then
+#      time to first token (llama.cpp: the TTFT_P-token prompt's evaluation
+#      alone; duet: end to end, template and tokenizer included) and peak RSS.
 #
 # Usage (from anywhere; it cds to the repo root):
 #   scripts/compare-llamacpp.sh               # build if needed, then compare
@@ -27,6 +32,7 @@
 #   DUET                 duet binary             (default target/release/duet)
 #   MODEL                .gguf path              (default: `duet models path`)
 #   THREADS P N REPS     bench settings          (default 2 512 128 5)
+#   TTFT_P               first-token prompt size (default 40; duet's chat prompt)
 #   ROUNDS               alternating rounds      (default 3)
 #   JOBS                 parallel compile jobs   (default 2)
 # Raw JSON of every run is kept under $DUET_LLAMACPP_CACHE/results/<timestamp>/.
@@ -48,6 +54,7 @@ P=${P:-512}
 N=${N:-128}
 REPS=${REPS:-5}
 ROUNDS=${ROUNDS:-3}
+TTFT_P=${TTFT_P:-40}
 JOBS=${JOBS:-2}
 
 BUILD_ONLY=0
@@ -161,20 +168,32 @@ mkdir -p "$OUTDIR"
 LOAD_START=$(cut -d' ' -f1 /proc/loadavg)
 log "model $MODEL; $ROUNDS rounds of p=$P n=$N r=$REPS t=$THREADS; raw output in $OUTDIR"
 
+# Run a command; write its peak RSS in bytes (the kernel's ru_maxrss) to $1.
+with_peak_rss() {
+    local rss_file=$1
+    shift
+    python3 -c '
+import resource, subprocess, sys
+code = subprocess.call(sys.argv[2:])
+open(sys.argv[1], "w").write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024))
+sys.exit(code)' "$rss_file" "$@"
+}
+
 for round in $(seq 1 "$ROUNDS"); do
     log "round $round/$ROUNDS: llama-bench"
-    "$BIN/llama-bench" -m "$MODEL" -t "$THREADS" -p "$P" -n "$N" -r "$REPS" -o json \
+    with_peak_rss "$OUTDIR/llamacpp-$round.rss" \
+        "$BIN/llama-bench" -m "$MODEL" -t "$THREADS" -p "$P,$TTFT_P" -n "$N" -r "$REPS" -o json \
         >"$OUTDIR/llamacpp-$round.json" 2>"$OUTDIR/llamacpp-$round.log" \
         || { tail -n 20 "$OUTDIR/llamacpp-$round.log" >&2; exit 1; }
     log "round $round/$ROUNDS: duet bench"
-    "$DUET" bench --model "$MODEL" --threads "$THREADS" -p "$P" -n "$N" -r "$REPS" --json \
+    "$DUET" bench --model "$MODEL" --threads "$THREADS" -p "$P" -n "$N" -r "$REPS" --no-classify --json \
         >"$OUTDIR/duet-$round.json" 2>"$OUTDIR/duet-$round.log" \
         || { tail -n 20 "$OUTDIR/duet-$round.log" >&2; exit 1; }
 done
 
-python3 - "$OUTDIR" "$ROUNDS" <<'PY' >"$OUTDIR/table.md"
+python3 - "$OUTDIR" "$ROUNDS" "$TTFT_P" <<'PY' >"$OUTDIR/table.md"
 import json, statistics, sys
-outdir, rounds = sys.argv[1], int(sys.argv[2])
+outdir, rounds, ttft_p = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 
 def load(path):
     # Tolerate log lines around the JSON: take the outermost [...] or {...}.
@@ -185,7 +204,16 @@ def load(path):
     return json.loads(text[start:end])
 
 llama, duet, order = {}, {}, []
+ttft = {"llama": [], "duet": []}
+rss = {"llama": [], "duet": []}
+duet_budget, duet_ttft_tokens = None, None
 for r in range(1, rounds + 1):
+    rss["llama"].append(int(open(f"{outdir}/llamacpp-{r}.rss").read()))
+    report = load(f"{outdir}/duet-{r}.json")
+    ttft["duet"].append(report["ttft_ms"])
+    duet_ttft_tokens = report["ttft_prompt_tokens"]
+    rss["duet"].append(report["peak_rss_bytes"])
+    duet_budget = report["model_size_bytes"] + report.get("kv_cache_bytes", 0) + 150e6
     for t in load(f"{outdir}/llamacpp-{r}.json"):
         if t.get("n_prompt", 0) > 0 and t.get("n_gen", 0) == 0:
             name = f"pp{t['n_prompt']}"
@@ -193,6 +221,9 @@ for r in range(1, rounds + 1):
             name = f"tg{t['n_gen']}"
         else:
             name = f"pp{t['n_prompt']}+tg{t['n_gen']}"
+        if name == f"pp{ttft_p}":
+            ttft["llama"].append(1000.0 * ttft_p / float(t["avg_ts"]))
+            continue
         llama.setdefault(name, []).append(float(t["avg_ts"]))
         if name not in order:
             order.append(name)
@@ -213,6 +244,19 @@ for name in order:
     l, d = llama.get(name, []), duet.get(name, [])
     ratio = f"{statistics.mean(d) / statistics.mean(l):.2f}" if l and d else "—"
     print(f"| {name} | {fmt(l)} | {fmt(d)} | {ratio} |")
+
+def row(label, l, d, scale=1.0):
+    ratio = f"{statistics.mean(d) / statistics.mean(l):.2f}" if l and d else "—"
+    print(f"| {label} | {fmt([x * scale for x in l])} | {fmt([x * scale for x in d])} | {ratio} |")
+
+print()
+print("| lower is better | llama.cpp | duet | duet / llama.cpp |")
+print("| --- | ---: | ---: | ---: |")
+row(f"time to first token, ms (llama.cpp: {ttft_p}-token prompt eval; duet: {duet_ttft_tokens}-token chat, end to end)",
+    ttft["llama"], ttft["duet"])
+row("peak RSS, MB", rss["llama"], rss["duet"], 1e-6)
+print()
+print(f"duet's RSS budget (model file + KV cache + 150 MB): {duet_budget / 1e6:.1f} MB")
 PY
 LOAD_END=$(cut -d' ' -f1 /proc/loadavg)
 
