@@ -83,32 +83,88 @@ fn ggml_code(t: GgmlDType) -> Option<u32> {
     })
 }
 
-fn read_raw<R: Read + Seek>(g: &Gguf, r: &mut R, name: &str) -> Result<(GgmlDType, Vec<usize>, Vec<u8>), Unsupported> {
-    let info = g.content.tensor_infos.get(name).ok_or_else(|| format!("no tensor {name}"))?;
-    let elems = info.shape.elem_count();
-    let bytes = elems / info.ggml_dtype.block_size() * info.ggml_dtype.type_size();
-    let mut buf = vec![0u8; bytes];
-    r.seek(SeekFrom::Start(g.content.tensor_data_offset + info.offset)).map_err(|e| e.to_string())?;
-    r.read_exact(&mut buf).map_err(|e| e.to_string())?;
-    Ok((info.ggml_dtype, info.shape.dims().to_vec(), buf))
+/// The file's bytes for the repack: mapped, so nothing is copied into a
+/// buffer first and pages come straight from the OS's file cache; read whole
+/// where the file cannot be mapped.
+enum FileBytes {
+    Mapped(memmap2::Mmap),
+    Read(Vec<u8>),
 }
 
-fn read_matrix<R: Read + Seek>(g: &Gguf, r: &mut R, name: &str) -> Result<QMatrix, Unsupported> {
-    let (dtype, dims, raw) = read_raw(g, r, name)?;
+impl FileBytes {
+    fn of(file: &std::fs::File) -> Result<Self, Unsupported> {
+        // SAFETY: the mapping is read only during `load` and dropped at its end;
+        // `Gguf::open` checked the file holds every tensor. Another program
+        // truncating the model file in that window would fault this one, the
+        // same risk every mmap-based loader (llama.cpp's too) takes.
+        if let Ok(map) = unsafe { memmap2::Mmap::map(file) } {
+            let _ = map.advise(memmap2::Advice::Sequential);
+            return Ok(FileBytes::Mapped(map));
+        }
+        let mut bytes = Vec::new();
+        let mut f = file;
+        f.seek(SeekFrom::Start(0)).map_err(|e| e.to_string())?;
+        f.read_to_end(&mut bytes).map_err(|e| e.to_string())?;
+        Ok(FileBytes::Read(bytes))
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match self {
+            FileBytes::Mapped(m) => m,
+            FileBytes::Read(v) => v,
+        }
+    }
+
+    /// Done with `range`: a mapped file's pages leave this process's memory
+    /// (they stay in the OS's file cache), so peak RSS stays near the
+    /// repacked weights instead of weights plus file.
+    fn release(&self, range: std::ops::Range<usize>) {
+        if let FileBytes::Mapped(m) = self {
+            let page = 4096;
+            let start = range.start.div_ceil(page) * page;
+            let end = range.end / page * page;
+            if end > start {
+                // SAFETY: a read-only private file mapping: dropped pages are
+                // read again from the file if touched, never lost.
+                let _ = unsafe { m.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, end - start) };
+            }
+        }
+    }
+}
+
+fn raw<'a>(g: &Gguf, file: &'a FileBytes, name: &str) -> Result<(GgmlDType, Vec<usize>, &'a [u8]), Unsupported> {
+    let info = g.content.tensor_infos.get(name).ok_or_else(|| format!("no tensor {name}"))?;
+    let elems = info.shape.elem_count();
+    let len = elems / info.ggml_dtype.block_size() * info.ggml_dtype.type_size();
+    let start = (g.content.tensor_data_offset + info.offset) as usize;
+    let bytes = file.bytes().get(start..start + len).ok_or_else(|| format!("{name} lies past the end of the file"))?;
+    Ok((info.ggml_dtype, info.shape.dims().to_vec(), bytes))
+}
+
+fn read_matrix(g: &Gguf, file: &FileBytes, name: &str) -> Result<QMatrix, Unsupported> {
+    let (dtype, dims, raw) = raw(g, file, name)?;
     let code = ggml_code(dtype).ok_or_else(|| format!("{name} is {dtype:?}"))?;
     let (rows, cols) = match dims.as_slice() {
         [rows, cols] => (*rows, *cols),
         _ => return Err(format!("{name} is not a matrix")),
     };
-    QMatrix::from_ggml(code, rows, cols, &raw).ok_or_else(|| format!("{name} has an unexpected layout"))
+    let m = QMatrix::from_ggml(code, rows, cols, raw).ok_or_else(|| format!("{name} has an unexpected layout"))?;
+    file.release(range_of(file, raw));
+    Ok(m)
 }
 
-fn read_f32<R: Read + Seek>(g: &Gguf, r: &mut R, name: &str) -> Result<Vec<f32>, Unsupported> {
-    let (dtype, _, raw) = read_raw(g, r, name)?;
+fn read_f32(g: &Gguf, file: &FileBytes, name: &str) -> Result<Vec<f32>, Unsupported> {
+    let (dtype, _, raw) = raw(g, file, name)?;
     if dtype != GgmlDType::F32 {
         return Err(format!("{name} is {dtype:?}, not F32"));
     }
     Ok(raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+}
+
+/// Where `part` (a slice of the file's bytes) sits in the file.
+fn range_of(file: &FileBytes, part: &[u8]) -> std::ops::Range<usize> {
+    let start = part.as_ptr() as usize - file.bytes().as_ptr() as usize;
+    start..start + part.len()
 }
 
 impl FastLlama {
@@ -138,8 +194,9 @@ impl FastLlama {
         Ok(())
     }
 
-    pub fn load<R: Read + Seek>(g: &Gguf, r: &mut R, ctx: usize, threads: usize) -> Result<Self, Unsupported> {
+    pub fn load(g: &Gguf, file: &std::fs::File, ctx: usize, threads: usize) -> Result<Self, Unsupported> {
         Self::check(g)?;
+        let r = &FileBytes::of(file)?;
         let n_embd = g.arch_u32("embedding_length").ok_or("no embedding_length")? as usize;
         let n_head = g.arch_u32("attention.head_count").ok_or("no head_count")? as usize;
         let n_kv_head = g.arch_u32("attention.head_count_kv").unwrap_or(n_head as u32) as usize;

@@ -76,17 +76,30 @@ impl LocalModel {
             return Err(model::ModelError::Unsupported(arch).into());
         }
         let facts = g.summary();
-        let tokenizer = Tokenizer::from_gguf(&g)?;
-        let token_text = |id: Option<u32>| id.map(|i| tokenizer.piece(i).to_string()).unwrap_or_default();
         let template_src = match g.string("tokenizer.chat_template") {
             Some(t) => t.to_string(),
             None => template::builtin_for(&arch).to_string(),
         };
-        let template = ChatTemplate::new(&template_src, &token_text(tokenizer.bos_id), &token_text(tokenizer.eos_id))?;
         let device = model::pick_device();
         let context_length = opts.context_length.min(facts.context_length as usize).max(16);
         let threads = if opts.threads == 0 { model::physical_cores() } else { opts.threads };
-        let weights = Weights::load(g, &mut reader, &device, context_length, threads)?;
+        let (tokenizer, weights) = if Weights::runs_fast(&g, &device) {
+            // Building the tokenizer (~55 ms for SmolLM2's 49k tokens and
+            // merges) and repacking the weights (~100 ms) each keep one core
+            // busy, so they run side by side.
+            std::thread::scope(|s| {
+                let tokenizer = s.spawn(|| Tokenizer::from_gguf(&g));
+                let weights = Weights::load_fast(&g, reader.get_ref(), context_length, threads);
+                let tokenizer = tokenizer.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+                (tokenizer, weights)
+            })
+        } else {
+            let tokenizer = Tokenizer::from_gguf(&g);
+            (tokenizer, Weights::load(g, &mut reader, &device, context_length, threads))
+        };
+        let (tokenizer, weights) = (tokenizer?, weights?);
+        let token_text = |id: Option<u32>| id.map(|i| tokenizer.piece(i).to_string()).unwrap_or_default();
+        let template = ChatTemplate::new(&template_src, &token_text(tokenizer.bos_id), &token_text(tokenizer.eos_id))?;
         Ok(LocalModel {
             weights,
             device,

@@ -33,22 +33,30 @@ pub enum Weights {
 pub const SUPPORTED: &[&str] = &["llama", "qwen2", "gemma3", "phi3"];
 
 impl Weights {
-    pub fn load<R: std::io::Read + std::io::Seek>(
+    /// Whether duet's own kernels run this file here (else candle does).
+    pub fn runs_fast(g: &Gguf, device: &Device) -> bool {
+        // DUET_ENGINE=candle forces candle's implementation (comparisons, and an
+        // escape hatch should duet's kernels misbehave on some CPU).
+        let forced_candle = std::env::var("DUET_ENGINE").is_ok_and(|v| v == "candle");
+        device.is_cpu() && !forced_candle && FastLlama::check(g).is_ok()
+    }
+
+    /// duet's own kernels; only for a file `runs_fast` accepted.
+    pub fn load_fast(g: &Gguf, file: &std::fs::File, ctx: usize, threads: usize) -> Result<Self, ModelError> {
+        FastLlama::load(g, file, ctx, threads).map(|m| Weights::Fast(Box::new(m))).map_err(ModelError::Load)
+    }
+
+    pub fn load(
         g: Gguf,
-        reader: &mut R,
+        reader: &mut std::io::BufReader<std::fs::File>,
         device: &Device,
         ctx: usize,
         threads: usize,
     ) -> Result<Self, ModelError> {
-        let arch = g.architecture().map_err(|e| ModelError::Load(e.to_string()))?.to_string();
-        // DUET_ENGINE=candle forces candle's implementation (comparisons, and an
-        // escape hatch should duet's kernels misbehave on some CPU).
-        let forced_candle = std::env::var("DUET_ENGINE").is_ok_and(|v| v == "candle");
-        if device.is_cpu() && !forced_candle && FastLlama::check(&g).is_ok() {
-            return FastLlama::load(&g, reader, ctx, threads)
-                .map(|m| Weights::Fast(Box::new(m)))
-                .map_err(ModelError::Load);
+        if Self::runs_fast(&g, device) {
+            return Self::load_fast(&g, reader.get_ref(), ctx, threads);
         }
+        let arch = g.architecture().map_err(|e| ModelError::Load(e.to_string()))?.to_string();
         let content = g.content;
         let load = |e: candle_core::Error| ModelError::Load(e.to_string());
         Ok(match arch.as_str() {
