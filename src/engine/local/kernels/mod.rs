@@ -20,6 +20,8 @@
 //! while 16 bits track the exact float result to ~1e-4 at nearly the same cost,
 //! because AVX2's 16-bit multiply-add handles as many pairs per instruction.
 
+#[cfg(target_arch = "aarch64")]
+mod neon;
 pub mod pool;
 mod scalar;
 #[cfg(target_arch = "x86_64")]
@@ -221,30 +223,33 @@ pub fn kernels() -> &'static Kernels {
         if x86::supported() {
             return x86::KERNELS;
         }
-        scalar::KERNELS
+        // NEON is part of every aarch64 CPU: nothing to detect.
+        #[cfg(target_arch = "aarch64")]
+        let fallback = neon::KERNELS;
+        #[cfg(not(target_arch = "aarch64"))]
+        let fallback = scalar::KERNELS;
+        fallback
     })
 }
 
 /// SIMD features of this CPU, as people name them (for `duet bench`).
 pub fn cpu_features() -> Vec<&'static str> {
-    let mut f = Vec::new();
     #[cfg(target_arch = "x86_64")]
-    {
-        for (name, on) in [
-            ("sse4.2", std::arch::is_x86_feature_detected!("sse4.2")),
-            ("avx", std::arch::is_x86_feature_detected!("avx")),
-            ("avx2", std::arch::is_x86_feature_detected!("avx2")),
-            ("fma", std::arch::is_x86_feature_detected!("fma")),
-            ("f16c", std::arch::is_x86_feature_detected!("f16c")),
-            ("avx512f", std::arch::is_x86_feature_detected!("avx512f")),
-        ] {
-            if on {
-                f.push(name);
-            }
-        }
-    }
+    let f = [
+        ("sse4.2", std::arch::is_x86_feature_detected!("sse4.2")),
+        ("avx", std::arch::is_x86_feature_detected!("avx")),
+        ("avx2", std::arch::is_x86_feature_detected!("avx2")),
+        ("fma", std::arch::is_x86_feature_detected!("fma")),
+        ("f16c", std::arch::is_x86_feature_detected!("f16c")),
+        ("avx512f", std::arch::is_x86_feature_detected!("avx512f")),
+    ]
+    .into_iter()
+    .filter_map(|(name, on)| on.then_some(name))
+    .collect();
     #[cfg(target_arch = "aarch64")]
-    f.push("neon");
+    let f = vec!["neon"];
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    let f = Vec::new();
     f
 }
 

@@ -78,7 +78,7 @@ pub fn quantize(x: &[f32], d: &mut [f32], s: &mut [f32], qs: &mut [i16]) {
 
 /// f16 → f32 by table: without F16C a software conversion per block scale
 /// costs more than the block's arithmetic.
-fn f16_table() -> &'static [f32] {
+pub(super) fn f16_table() -> &'static [f32] {
     static T: std::sync::OnceLock<Vec<f32>> = std::sync::OnceLock::new();
     T.get_or_init(|| (0..=u16::MAX).map(|b| f16::from_bits(b).to_f32()).collect())
 }
