@@ -77,6 +77,13 @@ pub fn classify(store: &Store, catalog: &Catalog, a: ClassifyArgs) -> Result<()>
             eprintln!("run {run_id} was already finished");
         }
         let table = Table::open(std::path::Path::new(&info.source))?;
+        if info.backend == "local" {
+            let path = resolve_model(store, catalog, a.model.model.as_deref())?;
+            let loaded = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            if let Some(why) = config.model_mismatch(run_id, &loaded) {
+                bail!("{why} (--model picks the model)");
+            }
+        }
         let mut classifier = make_classifier(store, catalog, &info.backend, &config.classify, &a)?;
         run_one(&mut db, run_id, table, &config, classifier.as_mut(), a.json)?;
         runs.push((run_id, info.backend.clone()));
@@ -108,11 +115,18 @@ pub fn classify(store: &Store, catalog: &Catalog, a: ClassifyArgs) -> Result<()>
             if let Some(c) = &a.label_column {
                 table.column(c)?;
             }
+            let model = if backend == "local" {
+                let path = resolve_model(store, catalog, a.model.model.as_deref())?;
+                path.file_name().map(|n| n.to_string_lossy().into_owned())
+            } else {
+                None
+            };
             let config = RunConfig {
                 classify: classify.clone(),
                 text_column,
                 label_column: a.label_column.clone(),
                 headers: table.headers.clone(),
+                model,
             };
             let mut classifier = make_classifier(store, catalog, backend, &config.classify, &a)?;
             let abs = std::fs::canonicalize(&source).unwrap_or(source.clone());

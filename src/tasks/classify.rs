@@ -443,6 +443,24 @@ pub struct RunConfig {
     pub text_column: String,
     pub label_column: Option<String>,
     pub headers: Vec<String>,
+    /// The local model's file name, for runs classified on this computer: a
+    /// resumed run must use the same model, or its rows would mix two models.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+}
+
+impl RunConfig {
+    /// Why this run cannot be resumed with the local model `loaded`, if it can't.
+    pub fn model_mismatch(&self, run_id: i64, loaded: &str) -> Option<String> {
+        let wanted = self.model.as_deref()?;
+        (wanted != loaded).then(|| {
+            format!(
+                "Run #{run_id} was classified with {wanted}, and {loaded} is loaded now. \
+                 Load {wanted} to resume it (mixing two models' answers in one run would make its counts meaningless), \
+                 or start a new run."
+            )
+        })
+    }
 }
 
 /// How a run ended.
@@ -460,6 +478,23 @@ pub struct RunOutcome {
 /// Rows are saved in small transactions: a crash loses at most the last few.
 #[allow(clippy::too_many_arguments)]
 pub fn run_table(
+    db: &mut Db,
+    run_id: i64,
+    table: Table,
+    config: &RunConfig,
+    classifier: &mut dyn Classifier,
+    progress: &dyn Progress,
+    cancel: &Cancel,
+) -> Result<RunOutcome, ClassifyError> {
+    let result = classify_rows(db, run_id, table, config, classifier, progress, cancel);
+    if result.is_err() {
+        // Not left "running": the saved rows stay, and the run can be resumed.
+        let _ = db.set_run_status(run_id, "failed");
+    }
+    result
+}
+
+fn classify_rows(
     db: &mut Db,
     run_id: i64,
     mut table: Table,

@@ -169,12 +169,20 @@ impl ReviewsScreen {
             table.headers[table.guess_text_column()].clone()
         };
         let label_column = Some(self.label_column.clone()).filter(|c| !c.is_empty() && self.file.is_some());
-        let config = RunConfig { classify, text_column, label_column, headers: table.headers.clone() };
+        let model = match (&services.local, self.backend.as_str()) {
+            (LocalState::Ready(engine), "local") => Some(engine.name.clone()),
+            _ => None,
+        };
+        let config = RunConfig { classify, text_column, label_column, headers: table.headers.clone(), model };
         let run_id = services
             .db
             .create_run(&source.to_string_lossy(), &self.backend, &serde_json::to_string(&config).unwrap_or_default())
             .map_err(|e| e.to_string())?;
-        self.launch(services, run_id, table, config)
+        let launched = self.launch(services, run_id, table, config);
+        if launched.is_err() {
+            let _ = services.db.set_run_status(run_id, "failed");
+        }
+        launched
     }
 
     /// Continue a run that was stopped.
@@ -182,6 +190,11 @@ impl ReviewsScreen {
         let result = (|| {
             let info = services.db.run(run_id).map_err(|e| e.to_string())?;
             let config: RunConfig = serde_json::from_str(&info.config_json).map_err(|e| e.to_string())?;
+            if let (LocalState::Ready(engine), "local") = (&services.local, info.backend.as_str()) {
+                if let Some(why) = config.model_mismatch(run_id, &engine.name) {
+                    return Err(why);
+                }
+            }
             let table = Table::open(std::path::Path::new(&info.source)).map_err(|e| e.to_string())?;
             self.backend = info.backend.clone();
             self.launch(services, run_id, table, config)
@@ -439,7 +452,8 @@ impl ReviewsScreen {
                     {
                         self.show_run(&services.db, run.id);
                     }
-                    if run.status == "cancelled" && self.running.is_none() && ui.small_button("Resume").clicked() {
+                    // Stopped, failed, or cut short when the app closed: all resumable.
+                    if run.status != "done" && self.running.is_none() && ui.small_button("Resume").clicked() {
                         self.resume(services, run.id);
                     }
                 });

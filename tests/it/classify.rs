@@ -100,6 +100,7 @@ fn a_cancelled_run_resumes_to_the_same_result_as_an_uninterrupted_one() {
         text_column: "text".into(),
         label_column: None,
         headers: vec!["id".into(), "text".into(), "label".into()],
+        model: None,
     };
     let whole = db.create_run("r.csv", "local", "{}").expect("run");
     let done =
@@ -127,7 +128,12 @@ fn a_cancelled_run_resumes_to_the_same_result_as_an_uninterrupted_one() {
     assert_eq!(a.len(), 8);
     for (x, y) in a.iter().zip(&b) {
         assert_eq!((x.row_index, &x.label), (y.row_index, &y.label));
-        assert!((x.confidence.unwrap_or(0.0) - y.confidence.unwrap_or(0.0)).abs() < 1e-6);
+        // Not bit for bit: the engine is shared with other tests, so the
+        // resumed classifier may reuse a cached prompt prefix that was computed
+        // in a batch of another size, and batched and single-token products
+        // round differently (seen: 3e-6). The app shows confidences to 0.1 %.
+        let (cx, cy) = (x.confidence.unwrap_or(0.0), y.confidence.unwrap_or(0.0));
+        assert!((cx - cy).abs() < 1e-4, "row {}: {cx} vs {cy}", x.row_index);
     }
     let mut buf = Vec::new();
     export_csv(&config.headers, &b, &mut buf).expect("exports");
@@ -196,4 +202,46 @@ fn bad_files_and_labels_get_a_sentence_that_says_what_to_do() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("listed twice"), "{}", stderr(&o));
     assert!(stdout(&o).contains("There is 1 "), "{}", stdout(&o));
+}
+
+/// A run that cannot go on (here: its file lost the review column since it
+/// started) says so and is marked failed, not left "running" forever.
+#[test]
+fn a_run_that_cannot_go_on_is_marked_failed_not_running() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write(dir.path(), "r.csv", b"id,comment\n1,Great food.\n");
+    let mut db = Db::open(&dir.path().join("db.sqlite3")).expect("db");
+    let config = RunConfig {
+        classify: ClassifyConfig::new(labels()),
+        text_column: "text".into(),
+        label_column: None,
+        headers: vec!["id".into(), "text".into()],
+        model: None,
+    };
+    let run = db.create_run("r.csv", "local", "{}").expect("run");
+    let err =
+        run_table(&mut db, run, Table::open(&path).expect("t"), &config, &mut classifier(), &Silent, &Cancel::new())
+            .expect_err("the column is gone");
+    assert!(err.to_string().contains("comment"), "the error names the columns there are: {err}");
+    assert_eq!(db.run(run).expect("run").status, "failed");
+}
+
+/// A run remembers its local model, and resuming it with another one is refused with what to do.
+#[test]
+fn a_run_resumes_only_with_the_model_it_started_with() {
+    let config = RunConfig {
+        classify: ClassifyConfig::new(labels()),
+        text_column: "text".into(),
+        label_column: None,
+        headers: vec!["text".into()],
+        model: Some("SmolLM2-135M-Instruct.Q4_1.gguf".into()),
+    };
+    assert_eq!(config.model_mismatch(7, "SmolLM2-135M-Instruct.Q4_1.gguf"), None);
+    let why = config.model_mismatch(7, "gemma-3-270m-q4_k_m.gguf").expect("refused");
+    assert!(why.contains("Run #7") && why.contains("Load SmolLM2-135M-Instruct.Q4_1.gguf"), "{why}");
+    // Runs saved before models were recorded carry none, and resume as before.
+    let old: RunConfig =
+        serde_json::from_str(&serde_json::to_string(&RunConfig { model: None, ..config }).expect("json"))
+            .expect("reads");
+    assert_eq!(old.model_mismatch(7, "anything.gguf"), None);
 }
