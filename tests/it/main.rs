@@ -13,6 +13,7 @@ mod compare;
 mod engine;
 mod golden;
 mod gui;
+mod kquants;
 mod reference;
 mod server;
 mod store;

@@ -1,5 +1,6 @@
 //! duet's own forward pass for `llama`-architecture GGUF files whose matrices
-//! are Q4_0, Q4_1 or Q8_0 (the default model among them), on the CPU.
+//! are Q4_0, Q4_1, Q8_0 (the default model among them), Q4_K or Q6_K (the
+//! "Q4_K_M" files), on the CPU.
 //!
 //! Why not candle here: candle 0.11 chooses SIMD at compile time, allocates
 //! per op, and its Q4_1 product gave wrong answers on SmolLM2 (see the
@@ -10,7 +11,7 @@
 
 use super::gguf::Gguf;
 use super::kernels::pool::{Pool, SharedMut};
-use super::kernels::{kernels, QActs, QMatrix, QK};
+use super::kernels::{kernels, QActs, QMatrix};
 use candle_core::quantized::GgmlDType;
 use std::io::{Read, Seek, SeekFrom};
 
@@ -79,6 +80,8 @@ fn ggml_code(t: GgmlDType) -> Option<u32> {
         GgmlDType::Q4_0 => 2,
         GgmlDType::Q4_1 => 3,
         GgmlDType::Q8_0 => 8,
+        GgmlDType::Q4K => 12,
+        GgmlDType::Q6K => 14,
         _ => return None,
     })
 }
@@ -187,8 +190,10 @@ impl FastLlama {
             if !ok {
                 return Err(format!("{name} is {:?}", info.ggml_dtype));
             }
-            if is_matrix && info.shape.dims()[1] % QK != 0 {
-                return Err(format!("{name} rows are not a multiple of {QK}"));
+            if let (true, Some(code)) = (is_matrix, ggml_code(info.ggml_dtype)) {
+                if !QMatrix::can_repack(code, info.shape.dims()[1]) {
+                    return Err(format!("{name}'s rows do not split into whole {:?} blocks", info.ggml_dtype));
+                }
             }
         }
         Ok(())

@@ -37,7 +37,16 @@ pub enum QKind {
     Q4_1,
     /// 8-bit quants with scale: w = d·q.
     Q8_0,
+    /// llama.cpp's Q4_K: Q4_1's quants, the block's scale and minimum being
+    /// 6-bit integers times a scale and a minimum shared by 8 blocks.
+    Q4K,
+    /// llama.cpp's Q6_K: 6-bit quants, kept here as Q8_0's 8-bit ones
+    /// (q − 32), with an 8-bit scale per half block times one per 8 blocks.
+    Q6K,
 }
+
+/// Blocks of 32 that share a K-quant's super-block scale (256 values).
+pub const KB: usize = 8;
 
 /// A weight matrix `[rows, cols]` in repacked block form.
 pub struct QMatrix {
@@ -46,36 +55,54 @@ pub struct QMatrix {
     pub cols: usize,
     /// Blocks per row.
     pub nb: usize,
-    /// f16 bits, `rows·nb`.
+    /// f16 bits: per block (`rows·nb`); per super-block (`rows·nb/8`) for K kinds.
     pub d: Vec<u16>,
-    /// f16 bits, `rows·nb` (Q4_1 only).
+    /// f16 bits: Q4_1's block minimums; Q4K's super-block minimum scales,
+    /// stored negated so that w = d·q + m holds for every 4-bit kind.
     pub m: Vec<u16>,
-    /// Q4_1: 16 bytes per block (low nibble = element j, high = j+16), the
+    /// Q4K: 6-bit scale of each block. Q6K: signed 8-bit scale of each half
+    /// block (two per block).
+    pub sc: Vec<u8>,
+    /// Q4K: 6-bit minimum of each block.
+    pub mn: Vec<u8>,
+    /// Q4_1, Q4K: 16 bytes per block (low nibble = element j, high = j+16), the
     /// bytes of blocks 2i and 2i+1 of a row interleaved (a row's odd last block
-    /// stays as it is). Q8_0: 32 bytes.
+    /// stays as it is). Q8_0, Q6K: 32 signed bytes.
     pub qs: Vec<u8>,
 }
 
 impl QMatrix {
     pub fn bytes_per_block(kind: QKind) -> usize {
         match kind {
-            QKind::Q4_1 => 16,
-            QKind::Q8_0 => 32,
+            QKind::Q4_1 | QKind::Q4K => 16,
+            QKind::Q8_0 | QKind::Q6K => 32,
         }
     }
 
-    /// From GGML block bytes. `ggml_type`: 2 = Q4_0, 3 = Q4_1, 8 = Q8_0.
+    /// The GGML type codes this can repack: 2 = Q4_0, 3 = Q4_1, 8 = Q8_0,
+    /// 12 = Q4_K, 14 = Q6_K. K types need rows of whole super-blocks (256).
+    pub fn can_repack(ggml_type: u32, cols: usize) -> bool {
+        match ggml_type {
+            2 | 3 | 8 => cols % QK == 0,
+            12 | 14 => cols % (QK * KB) == 0,
+            _ => false,
+        }
+    }
+
+    /// From GGML block bytes (see `can_repack` for the types).
     pub fn from_ggml(ggml_type: u32, rows: usize, cols: usize, raw: &[u8]) -> Option<Self> {
-        if cols % QK != 0 {
+        if !Self::can_repack(ggml_type, cols) {
             return None;
         }
         let nb = cols / QK;
         let n = rows * nb;
+        if ggml_type == 12 || ggml_type == 14 {
+            return Self::from_k_quants(ggml_type, rows, cols, raw);
+        }
         let (kind, block_len) = match ggml_type {
             2 => (QKind::Q4_1, 18),
             3 => (QKind::Q4_1, 20),
-            8 => (QKind::Q8_0, 34),
-            _ => return None,
+            _ => (QKind::Q8_0, 34),
         };
         if raw.len() < n * block_len {
             return None;
@@ -102,10 +129,108 @@ impl QMatrix {
         if kind == QKind::Q4_1 {
             interleave_pairs(&mut qs, nb);
         }
-        Some(QMatrix { kind, rows, cols, nb, d, m, qs })
+        Some(QMatrix { kind, rows, cols, nb, d, m, sc: Vec::new(), mn: Vec::new(), qs })
     }
 
-    /// The 16 quant bytes of Q4_1 block `wi` (`row · nb + b`) in GGML order:
+    /// Q4_K (144 bytes per 256 values: d, dmin, 12 bytes of packed 6-bit
+    /// scales and minimums, 128 bytes of quants) and Q6_K (210 bytes: 128 of
+    /// low 4 bits, 64 of high 2 bits, 16 signed scales, d), as llama.cpp lays
+    /// them out.
+    fn from_k_quants(ggml_type: u32, rows: usize, cols: usize, raw: &[u8]) -> Option<Self> {
+        let nb = cols / QK;
+        let supers = rows * nb / KB;
+        let (kind, len) = if ggml_type == 12 { (QKind::Q4K, 144) } else { (QKind::Q6K, 210) };
+        if raw.len() < supers * len {
+            return None;
+        }
+        let mut w = QMatrix {
+            kind,
+            rows,
+            cols,
+            nb,
+            d: Vec::with_capacity(supers),
+            m: Vec::new(),
+            sc: Vec::with_capacity(supers * KB * 2),
+            mn: Vec::new(),
+            qs: Vec::with_capacity(supers * KB * Self::bytes_per_block(kind)),
+        };
+        for sb in raw[..supers * len].chunks_exact(len) {
+            if kind == QKind::Q4K {
+                let (scales, q) = (&sb[4..16], &sb[16..144]);
+                w.d.push(u16::from_le_bytes([sb[0], sb[1]]));
+                let dmin = f16::from_bits(u16::from_le_bytes([sb[2], sb[3]]));
+                w.m.push((-dmin).to_bits());
+                for j in 0..KB {
+                    // llama.cpp's packing: blocks 0-3 in the low 6 bits of bytes 0-7,
+                    // blocks 4-7 split over bytes 8-11 and the top 2 bits of 0-7.
+                    let (s, m) = if j < 4 {
+                        (scales[j] & 63, scales[j + 4] & 63)
+                    } else {
+                        (
+                            (scales[j + 4] & 0xF) | ((scales[j - 4] >> 6) << 4),
+                            (scales[j + 4] >> 4) | ((scales[j] >> 6) << 4),
+                        )
+                    };
+                    w.sc.push(s);
+                    w.mn.push(m);
+                    // Block j: low nibbles (even j) or high nibbles (odd j) of 32 bytes.
+                    let chunk = &q[32 * (j / 2)..32 * (j / 2) + 32];
+                    let nib = |e: usize| if j % 2 == 0 { chunk[e] & 0x0F } else { chunk[e] >> 4 };
+                    w.qs.extend((0..16).map(|e| nib(e) | (nib(e + 16) << 4)));
+                }
+            } else {
+                let (ql, qh, scales) = (&sb[0..128], &sb[128..192], &sb[192..208]);
+                w.d.push(u16::from_le_bytes([sb[208], sb[209]]));
+                w.sc.extend_from_slice(scales);
+                let mut vals = [0u8; 256];
+                for half in 0..2 {
+                    let (ql, qh) = (&ql[64 * half..], &qh[32 * half..]);
+                    for l in 0..32 {
+                        let v = |low: u8, high: u8| ((low | (high << 4)) as i8 - 32) as u8;
+                        let base = 128 * half + l;
+                        vals[base] = v(ql[l] & 0xF, qh[l] & 3);
+                        vals[base + 32] = v(ql[l + 32] & 0xF, (qh[l] >> 2) & 3);
+                        vals[base + 64] = v(ql[l] >> 4, (qh[l] >> 4) & 3);
+                        vals[base + 96] = v(ql[l + 32] >> 4, (qh[l] >> 6) & 3);
+                    }
+                }
+                w.qs.extend_from_slice(&vals);
+            }
+        }
+        if kind == QKind::Q4K {
+            interleave_pairs(&mut w.qs, nb);
+        }
+        Some(w)
+    }
+
+    /// Scale and minimum of 4-bit block `wi` (`row · nb + b`): w = d·q + m.
+    #[inline]
+    pub fn q4_scale_min(&self, wi: usize) -> (f32, f32) {
+        match self.kind {
+            QKind::Q4K => {
+                let s = wi / KB;
+                (f16_to_f32(self.d[s]) * self.sc[wi] as f32, f16_to_f32(self.m[s]) * self.mn[wi] as f32)
+            }
+            _ => (f16_to_f32(self.d[wi]), f16_to_f32(self.m[wi])),
+        }
+    }
+
+    /// Scales of the two halves (values 0–15, 16–31) of 8-bit block `wi`.
+    #[inline]
+    pub fn q8_scales(&self, wi: usize) -> (f32, f32) {
+        match self.kind {
+            QKind::Q6K => {
+                let d = f16_to_f32(self.d[wi / KB]);
+                (d * (self.sc[2 * wi] as i8) as f32, d * (self.sc[2 * wi + 1] as i8) as f32)
+            }
+            _ => {
+                let d = f16_to_f32(self.d[wi]);
+                (d, d)
+            }
+        }
+    }
+
+    /// The 16 quant bytes of 4-bit block `wi` (`row · nb + b`) in GGML order:
     /// low nibble = element j, high nibble = element j + 16.
     pub fn q4_block(&self, wi: usize) -> [u8; 16] {
         let (row_start, b) = (wi - wi % self.nb, wi % self.nb);
@@ -127,26 +252,35 @@ impl QMatrix {
         let qb = Self::bytes_per_block(self.kind);
         for b in 0..self.nb {
             let i = row * self.nb + b;
-            let d = f16::from_bits(self.d[i]).to_f32();
-            let q = &self.qs[i * qb..(i + 1) * qb];
             let o = &mut out[b * QK..(b + 1) * QK];
             match self.kind {
-                QKind::Q4_1 => {
-                    let m = f16::from_bits(self.m[i]).to_f32();
+                QKind::Q4_1 | QKind::Q4K => {
+                    let (d, m) = self.q4_scale_min(i);
                     let q = self.q4_block(i);
                     for j in 0..16 {
                         o[j] = d * (q[j] & 0x0F) as f32 + m;
                         o[j + 16] = d * (q[j] >> 4) as f32 + m;
                     }
                 }
-                QKind::Q8_0 => {
+                QKind::Q8_0 | QKind::Q6K => {
+                    let (d0, d1) = self.q8_scales(i);
+                    let q = &self.qs[i * qb..(i + 1) * qb];
                     for j in 0..QK {
-                        o[j] = d * (q[j] as i8) as f32;
+                        o[j] = if j < 16 { d0 } else { d1 } * (q[j] as i8) as f32;
                     }
                 }
             }
         }
     }
+}
+
+/// f16 bits → f32 by table: without F16C a software conversion per block
+/// scale costs more than the block's arithmetic (the SIMD kernels convert
+/// eight at a time with the CPU's instruction instead).
+#[inline]
+pub fn f16_to_f32(bits: u16) -> f32 {
+    static T: std::sync::OnceLock<Vec<f32>> = std::sync::OnceLock::new();
+    T.get_or_init(|| (0..=u16::MAX).map(|b| f16::from_bits(b).to_f32()).collect())[bits as usize]
 }
 
 /// Interleave the bytes of blocks 2i and 2i+1 of every row (16 bytes each).
@@ -304,6 +438,55 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Q4_K and Q6_K blocks made by candle's quantizer (llama.cpp's layout):
+    /// rows read back as candle dequantizes them, and every kernel set's
+    /// products equal the dequantized dot, one token or several.
+    #[test]
+    fn k_quants_read_back_as_candle_writes_them() {
+        use candle_core::quantized::{GgmlDType, QTensor};
+        use candle_core::{Device, Tensor};
+        let (rows, cols, t) = (6, 512, 5);
+        let values = random(rows * cols, 13);
+        let x = random(t * cols, 17);
+        let mut a = QActs::default();
+        a.quantize(&x, t, cols);
+        for (dtype, code) in [(GgmlDType::Q4K, 12), (GgmlDType::Q6K, 14)] {
+            let src = Tensor::from_vec(values.clone(), (rows, cols), &Device::Cpu).expect("tensor");
+            let q = QTensor::quantize(&src, dtype).expect("quantizes");
+            let want: Vec<Vec<f32>> = q.dequantize(&Device::Cpu).expect("dequantizes").to_vec2().expect("rows");
+            let w = QMatrix::from_ggml(code, rows, cols, &q.data().expect("bytes")).expect("repacks");
+            let mut got = vec![0f32; cols];
+            for (r, want_row) in want.iter().enumerate() {
+                w.dequantize_row(r, &mut got);
+                assert_eq!(&got, want_row, "{dtype:?} row {r}");
+            }
+            for tt in 0..t {
+                let xs = &x[tt * cols..(tt + 1) * cols];
+                let exact: Vec<f32> = want.iter().map(|row| row.iter().zip(xs).map(|(a, b)| a * b).sum()).collect();
+                for k in [&scalar::KERNELS, kernels()] {
+                    let mut out = vec![0f32; rows - 1];
+                    (k.dot_rows)(&w, 1, &a, tt, &mut out);
+                    let mut outs4 = vec![vec![0f32; rows - 1]; 4.min(t - tt)];
+                    let mut refs: Vec<&mut [f32]> = outs4.iter_mut().map(|o| o.as_mut_slice()).collect();
+                    (k.dot_rows_n)(&w, 1, &a, tt, &mut refs);
+                    for (r, o) in out.iter().enumerate() {
+                        let e = exact[r + 1];
+                        assert!(
+                            (o - e).abs() < 1e-3 * e.abs().max(1.0),
+                            "{dtype:?} {} row {}: {o} vs {e}",
+                            k.name,
+                            r + 1
+                        );
+                        let o4 = outs4[0][r];
+                        assert!((o4 - e).abs() < 1e-3 * e.abs().max(1.0), "{dtype:?} {} 4-token row {}", k.name, r + 1);
+                    }
+                }
+            }
+        }
+        // Rows that do not split into 256-value super-blocks are refused, not misread.
+        assert!(!QMatrix::can_repack(12, 576) && QMatrix::can_repack(3, 576));
     }
 
     #[test]

@@ -35,8 +35,8 @@ fn dot_rows(w: &QMatrix, r0: usize, a: &QActs, t: usize, out: &mut [f32]) {
     // pointer inside its slice.
     unsafe {
         match w.kind {
-            QKind::Q4_1 => dot_q4_1(w, r0, a, t, out),
-            QKind::Q8_0 => dot_q8_0(w, r0, a, t, out),
+            QKind::Q4_1 | QKind::Q4K => dot_q4_1(w, r0, a, t, out),
+            QKind::Q8_0 | QKind::Q6K => dot_q8_0(w, r0, a, t, out),
         }
     }
 }
@@ -44,11 +44,12 @@ fn dot_rows(w: &QMatrix, r0: usize, a: &QActs, t: usize, out: &mut [f32]) {
 /// One block's 32 weights, as four vectors of eight 16-bit lanes (elements 0–7, 8–15, 16–23, 24–31).
 type Block = [int16x8_t; 4];
 
-/// Σ over one block of weights × 16-bit activations, as four i32 lanes.
+/// Σ over vectors `k0..k1` of a block (8 values each) of weights × 16-bit
+/// activations, as four i32 lanes.
 #[inline(always)]
-unsafe fn block_sum(w: Block, x: *const i16) -> int32x4_t {
+unsafe fn block_sum(w: &Block, x: *const i16, k0: usize, k1: usize) -> int32x4_t {
     let mut acc = vdupq_n_s32(0);
-    for (k, wk) in w.iter().enumerate() {
+    for (k, wk) in w.iter().enumerate().take(k1).skip(k0) {
         let xv = vld1q_s16(x.add(8 * k));
         acc = vmlal_s16(acc, vget_low_s16(*wk), vget_low_s16(xv));
         acc = vmlal_high_s16(acc, *wk, xv);
@@ -97,12 +98,10 @@ unsafe fn unpack_q8(p: *const u8) -> Block {
 }
 
 unsafe fn dot_q4_1(w: &QMatrix, r0: usize, a: &QActs, t: usize, out: &mut [f32]) {
-    let f16 = scalar::f16_table();
     let nb = w.nb;
     let (ad, as_, aq) = (&a.d[t * nb..(t + 1) * nb], &a.s[t * nb..(t + 1) * nb], a.qs.as_ptr().add(t * nb * QK));
     for (i, o) in out.iter_mut().enumerate() {
         let r = r0 + i;
-        let (wd, wm) = (&w.d[r * nb..(r + 1) * nb], &w.m[r * nb..(r + 1) * nb]);
         let wq = w.qs.as_ptr().add(r * nb * 16);
         let mut acc = vdupq_n_f32(0.0);
         let mut mins = 0f32;
@@ -116,9 +115,10 @@ unsafe fn dot_q4_1(w: &QMatrix, r0: usize, a: &QActs, t: usize, out: &mut [f32])
             };
             for (k, blk) in blocks.into_iter().flatten().enumerate() {
                 let j = b + k;
-                let sum = vcvtq_f32_s32(block_sum(blk, aq.add(j * QK)));
-                acc = vfmaq_n_f32(acc, sum, f16[wd[j] as usize] * ad[j]);
-                mins += f16[wm[j] as usize] * as_[j];
+                let (d, m) = w.q4_scale_min(r * nb + j);
+                let sum = vcvtq_f32_s32(block_sum(&blk, aq.add(j * QK), 0, 4));
+                acc = vfmaq_n_f32(acc, sum, d * ad[j]);
+                mins += m * as_[j];
             }
             b += 2;
         }
@@ -126,18 +126,24 @@ unsafe fn dot_q4_1(w: &QMatrix, r0: usize, a: &QActs, t: usize, out: &mut [f32])
     }
 }
 
+/// Q8_0, and Q6K whose two halves of a block have their own scales.
 unsafe fn dot_q8_0(w: &QMatrix, r0: usize, a: &QActs, t: usize, out: &mut [f32]) {
-    let f16 = scalar::f16_table();
     let nb = w.nb;
     let (ad, aq) = (&a.d[t * nb..(t + 1) * nb], a.qs.as_ptr().add(t * nb * QK));
     for (i, o) in out.iter_mut().enumerate() {
         let r = r0 + i;
-        let wd = &w.d[r * nb..(r + 1) * nb];
         let wq = w.qs.as_ptr().add(r * nb * 32);
         let mut acc = vdupq_n_f32(0.0);
-        for b in 0..nb {
-            let sum = vcvtq_f32_s32(block_sum(unpack_q8(wq.add(b * 32)), aq.add(b * QK)));
-            acc = vfmaq_n_f32(acc, sum, f16[wd[b] as usize] * ad[b]);
+        for (b, &dx) in ad.iter().enumerate() {
+            let blk = unpack_q8(wq.add(b * 32));
+            let (d0, d1) = w.q8_scales(r * nb + b);
+            let x = aq.add(b * QK);
+            if w.kind == QKind::Q6K {
+                acc = vfmaq_n_f32(acc, vcvtq_f32_s32(block_sum(&blk, x, 0, 2)), d0 * dx);
+                acc = vfmaq_n_f32(acc, vcvtq_f32_s32(block_sum(&blk, x, 2, 4)), d1 * dx);
+            } else {
+                acc = vfmaq_n_f32(acc, vcvtq_f32_s32(block_sum(&blk, x, 0, 4)), d0 * dx);
+            }
         }
         *o = vaddvq_f32(acc);
     }

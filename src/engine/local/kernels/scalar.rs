@@ -1,7 +1,6 @@
 //! Portable kernels: the reference the SIMD ones must match.
 
 use super::{Kernels, QActs, QKind, QMatrix, ACT_MAX, QK};
-use half::f16;
 
 pub const KERNELS: Kernels =
     Kernels { name: "scalar", dot_rows, quantize, dot_rows_n, dot_f32, dot_many, weighted_sum, silu_mul, exp_sum };
@@ -76,47 +75,48 @@ pub fn quantize(x: &[f32], d: &mut [f32], s: &mut [f32], qs: &mut [i16]) {
     }
 }
 
-/// f16 → f32 by table: without F16C a software conversion per block scale
-/// costs more than the block's arithmetic.
-pub(super) fn f16_table() -> &'static [f32] {
-    static T: std::sync::OnceLock<Vec<f32>> = std::sync::OnceLock::new();
-    T.get_or_init(|| (0..=u16::MAX).map(|b| f16::from_bits(b).to_f32()).collect())
-}
-
 pub fn dot_rows(w: &QMatrix, r0: usize, a: &QActs, t: usize, out: &mut [f32]) {
     let nb = w.nb;
-    let f16 = f16_table();
     let ad = &a.d[t * nb..(t + 1) * nb];
     let aq = &a.qs[t * nb * QK..(t + 1) * nb * QK];
     // Written so the compiler can vectorize it on any target (NEON on ARM,
     // SSE2 on old x86): widen a block into a plain array, then one simple
-    // multiply-accumulate loop over 32 lanes.
+    // multiply-accumulate loop over each half of it.
     let mut wv = [0i16; QK];
     for (i, o) in out.iter_mut().enumerate() {
         let r = r0 + i;
         let mut sum = 0f32;
         for b in 0..nb {
             let wi = r * nb + b;
-            let wd = f16[w.d[wi] as usize];
             let x: &[i16; QK] = aq[b * QK..(b + 1) * QK].try_into().unwrap_or(&[0; QK]);
             match w.kind {
-                QKind::Q4_1 => {
+                QKind::Q4_1 | QKind::Q4K => {
                     let q = w.q4_block(wi);
                     for j in 0..16 {
                         wv[j] = (q[j] & 0x0F) as i16;
                         wv[j + 16] = (q[j] >> 4) as i16;
                     }
                 }
-                QKind::Q8_0 => {
+                QKind::Q8_0 | QKind::Q6K => {
                     for (o, &q) in wv.iter_mut().zip(&w.qs[wi * 32..wi * 32 + 32]) {
                         *o = (q as i8) as i16;
                     }
                 }
             }
-            let isum: i32 = wv.iter().zip(x.iter()).map(|(&p, &q)| p as i32 * q as i32).sum();
-            sum += wd * ad[b] * isum as f32;
-            if w.kind == QKind::Q4_1 {
-                sum += f16[w.m[wi] as usize] * a.s[t * nb + b];
+            let half = |h: usize| -> i32 {
+                wv[16 * h..16 * h + 16].iter().zip(&x[16 * h..16 * h + 16]).map(|(&p, &q)| p as i32 * q as i32).sum()
+            };
+            let (lo, hi) = (half(0), half(1));
+            match w.kind {
+                QKind::Q4_1 | QKind::Q4K => {
+                    let (d, m) = w.q4_scale_min(wi);
+                    sum += d * ad[b] * (lo + hi) as f32 + m * a.s[t * nb + b];
+                }
+                QKind::Q8_0 => sum += w.q8_scales(wi).0 * ad[b] * (lo + hi) as f32,
+                QKind::Q6K => {
+                    let (d0, d1) = w.q8_scales(wi);
+                    sum += (d0 * lo as f32 + d1 * hi as f32) * ad[b];
+                }
             }
         }
         *o = sum;

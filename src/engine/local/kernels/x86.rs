@@ -181,8 +181,14 @@ fn dot_rows_n(w: &QMatrix, r0: usize, a: &QActs, t0: usize, outs: &mut [&mut [f3
     // SAFETY: checked above; `supported()` gates this table.
     unsafe {
         match w.kind {
-            QKind::Q4_1 => dot4_q4_1(w, r0, a, t0, outs),
+            QKind::Q4_1 => dot4_q4_1::<false>(w, r0, a, t0, outs),
+            QKind::Q4K => dot4_q4_1::<true>(w, r0, a, t0, outs),
             QKind::Q8_0 => dot4_q8_0(w, r0, a, t0, outs),
+            QKind::Q6K => {
+                for (k, out) in outs.iter_mut().enumerate() {
+                    dot_q6k(w, r0, a, t0 + k, out);
+                }
+            }
         }
     }
 }
@@ -214,7 +220,7 @@ unsafe fn dot_f32_avx2(a: *const f32, b: *const f32, n: usize) -> f32 {
 /// Four activation rows against each weight row: the weight block is
 /// unpacked once and used four times.
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot4_q4_1(w: &QMatrix, r0: usize, a: &QActs, t0: usize, outs: &mut [&mut [f32]]) {
+unsafe fn dot4_q4_1<const K: bool>(w: &QMatrix, r0: usize, a: &QActs, t0: usize, outs: &mut [&mut [f32]]) {
     let nb = w.nb;
     let ad: [*const f32; 4] = std::array::from_fn(|k| a.d.as_ptr().add((t0 + k) * nb));
     let as_: [*const f32; 4] = std::array::from_fn(|k| a.s.as_ptr().add((t0 + k) * nb));
@@ -223,24 +229,25 @@ unsafe fn dot4_q4_1(w: &QMatrix, r0: usize, a: &QActs, t0: usize, outs: &mut [&m
     let n = outs[0].len();
     for i in 0..n {
         let r = r0 + i;
-        let wd = w.d.as_ptr().add(r * nb);
-        let wm = w.m.as_ptr().add(r * nb);
         let wq = w.qs.as_ptr().add(r * nb * 16);
+        // Per-block scales (Q4_1 only: a K-quant's are per super-block).
+        let wd = w.d.as_ptr().wrapping_add(r * nb);
+        let wm = w.m.as_ptr().wrapping_add(r * nb);
         let mut acc = [_mm256_setzero_ps(); 4];
         let mut accm = [_mm256_setzero_ps(); 4];
         let mut b = 0;
         while b < nb {
             let len = (nb - b).min(8);
             if len == 8 {
-                let d8 = f16x8(wd.add(b));
-                let m8 = f16x8(wm.add(b));
+                let (d8, m8) = if K { k_scales8(w, r * nb + b) } else { (f16x8(wd.add(b)), f16x8(wm.add(b))) };
                 for k in 0..4 {
                     accm[k] = _mm256_fmadd_ps(m8, _mm256_loadu_ps(as_[k].add(b)), accm[k]);
                     _mm256_storeu_ps(scales[k].as_mut_ptr(), _mm256_mul_ps(d8, _mm256_loadu_ps(ad[k].add(b))));
                 }
             } else {
                 for j in 0..len {
-                    let (dw, mw) = (f16x1(*wd.add(b + j)), f16x1(*wm.add(b + j)));
+                    let (dw, mw) =
+                        if K { w.q4_scale_min(r * nb + b + j) } else { (f16x1(*wd.add(b + j)), f16x1(*wm.add(b + j))) };
                     for k in 0..4 {
                         scales[k][j] = dw * *ad[k].add(b + j);
                         // Fold the minimum term into lane 0 of the accumulator.
@@ -276,11 +283,10 @@ unsafe fn dot4_q8_0(w: &QMatrix, r0: usize, a: &QActs, t0: usize, outs: &mut [&m
     let n = outs[0].len();
     for i in 0..n {
         let r = r0 + i;
-        let wd = w.d.as_ptr().add(r * nb);
         let wq = w.qs.as_ptr().add(r * nb * 32);
         let mut acc = [_mm256_setzero_ps(); 4];
         for b in 0..nb {
-            let dw = f16x1(*wd.add(b));
+            let dw = f16x1(w.d[r * nb + b]);
             let wv = unpack_q8(wq.add(b * 32));
             for k in 0..4 {
                 let p = madd_block(wv, aq[k].add(b * QK));
@@ -303,8 +309,10 @@ fn dot_rows(w: &QMatrix, r0: usize, a: &QActs, t: usize, out: &mut [f32]) {
     // the bounds above keep every pointer inside its slice.
     unsafe {
         match w.kind {
-            QKind::Q4_1 => dot_q4_1(w, r0, a, t, out),
+            QKind::Q4_1 => dot_q4_1::<false>(w, r0, a, t, out),
+            QKind::Q4K => dot_q4_1::<true>(w, r0, a, t, out),
             QKind::Q8_0 => dot_q8_0(w, r0, a, t, out),
+            QKind::Q6K => dot_q6k(w, r0, a, t, out),
         }
     }
 }
@@ -394,6 +402,48 @@ unsafe fn f16x8(p: *const u16) -> __m256 {
     _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i))
 }
 
+/// Scales and minimums of Q4K blocks `wi..wi+8` (one super-block), eight
+/// lanes each: the super-block's scale times each block's 6-bit integer.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn k_scales8(w: &QMatrix, wi: usize) -> (__m256, __m256) {
+    let s = wi / super::KB;
+    let d = _mm256_mul_ps(_mm256_set1_ps(f16x1(w.d[s])), u8x8(w.sc[wi..wi + 8].as_ptr()));
+    let m = _mm256_mul_ps(_mm256_set1_ps(f16x1(w.m[s])), u8x8(w.mn[wi..wi + 8].as_ptr()));
+    (d, m)
+}
+
+/// Eight unsigned bytes as eight f32 lanes.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn u8x8(p: *const u8) -> __m256 {
+    _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(p as *const __m128i)))
+}
+
+/// Q6K: like Q8_0, but each half of a block has its own scale.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot_q6k(w: &QMatrix, r0: usize, a: &QActs, t: usize, out: &mut [f32]) {
+    let nb = w.nb;
+    let ad = a.d.as_ptr().add(t * nb);
+    let aq = a.qs.as_ptr().add(t * nb * QK);
+    for (i, o) in out.iter_mut().enumerate() {
+        let r = r0 + i;
+        let wq = w.qs.as_ptr().add(r * nb * 32);
+        let mut acc0 = _mm256_setzero_ps();
+        let mut acc1 = _mm256_setzero_ps();
+        for b in 0..nb {
+            let (w0, w1) = unpack_q8(wq.add(b * 32));
+            let x = aq.add(b * QK);
+            let p0 = _mm256_cvtepi32_ps(_mm256_madd_epi16(w0, _mm256_loadu_si256(x as *const __m256i)));
+            let p1 = _mm256_cvtepi32_ps(_mm256_madd_epi16(w1, _mm256_loadu_si256(x.add(16) as *const __m256i)));
+            let (d0, d1) = w.q8_scales(r * nb + b);
+            acc0 = _mm256_fmadd_ps(p0, _mm256_set1_ps(d0 * *ad.add(b)), acc0);
+            acc1 = _mm256_fmadd_ps(p1, _mm256_set1_ps(d1 * *ad.add(b)), acc1);
+        }
+        *o = hsum(_mm256_add_ps(acc0, acc1));
+    }
+}
+
 #[inline]
 #[target_feature(enable = "f16c")]
 unsafe fn f16x1(v: u16) -> f32 {
@@ -401,7 +451,7 @@ unsafe fn f16x1(v: u16) -> f32 {
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot_q4_1(w: &QMatrix, r0: usize, a: &QActs, t: usize, out: &mut [f32]) {
+unsafe fn dot_q4_1<const K: bool>(w: &QMatrix, r0: usize, a: &QActs, t: usize, out: &mut [f32]) {
     let nb = w.nb;
     let ad = a.d.as_ptr().add(t * nb);
     let as_ = a.s.as_ptr().add(t * nb);
@@ -409,16 +459,18 @@ unsafe fn dot_q4_1(w: &QMatrix, r0: usize, a: &QActs, t: usize, out: &mut [f32])
     let mut scales = [0f32; 8];
     for (i, o) in out.iter_mut().enumerate() {
         let r = r0 + i;
-        let wd = w.d.as_ptr().add(r * nb);
-        let wm = w.m.as_ptr().add(r * nb);
         let wq = w.qs.as_ptr().add(r * nb * 16);
+        // Per-block scales (Q4_1 only: a K-quant's are per super-block).
+        let wd = w.d.as_ptr().wrapping_add(r * nb);
+        let wm = w.m.as_ptr().wrapping_add(r * nb);
         let mut acc0 = _mm256_setzero_ps();
         let mut acc1 = _mm256_setzero_ps();
         let mut accm = _mm256_setzero_ps();
         let mut b = 0;
         while b + 8 <= nb {
-            accm = _mm256_fmadd_ps(f16x8(wm.add(b)), _mm256_loadu_ps(as_.add(b)), accm);
-            _mm256_storeu_ps(scales.as_mut_ptr(), _mm256_mul_ps(f16x8(wd.add(b)), _mm256_loadu_ps(ad.add(b))));
+            let (d8, m8) = if K { k_scales8(w, r * nb + b) } else { (f16x8(wd.add(b)), f16x8(wm.add(b))) };
+            accm = _mm256_fmadd_ps(m8, _mm256_loadu_ps(as_.add(b)), accm);
+            _mm256_storeu_ps(scales.as_mut_ptr(), _mm256_mul_ps(d8, _mm256_loadu_ps(ad.add(b))));
             for k in (0..8).step_by(2) {
                 let (w0, w1) = unpack_q4_pair(wq.add((b + k) * 16));
                 let p0 = madd_block(w0, aq.add((b + k) * QK));
@@ -433,8 +485,10 @@ unsafe fn dot_q4_1(w: &QMatrix, r0: usize, a: &QActs, t: usize, out: &mut [f32])
             let (w0, w1) = q4_tail(wq, b, nb);
             for (k, wv) in [Some(w0), w1].into_iter().flatten().enumerate() {
                 let p = madd_block(wv, aq.add((b + k) * QK));
-                acc0 = _mm256_fmadd_ps(p, _mm256_set1_ps(f16x1(*wd.add(b + k)) * *ad.add(b + k)), acc0);
-                tail += f16x1(*wm.add(b + k)) * *as_.add(b + k);
+                let (dw, mw) =
+                    if K { w.q4_scale_min(r * nb + b + k) } else { (f16x1(*wd.add(b + k)), f16x1(*wm.add(b + k))) };
+                acc0 = _mm256_fmadd_ps(p, _mm256_set1_ps(dw * *ad.add(b + k)), acc0);
+                tail += mw * *as_.add(b + k);
             }
             b += 1 + usize::from(w1.is_some());
         }
