@@ -15,5 +15,6 @@ mod golden;
 mod gui;
 mod kquants;
 mod reference;
+mod rope_freqs;
 mod server;
 mod store;

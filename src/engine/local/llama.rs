@@ -6,8 +6,9 @@
 //! per op, and its Q4_1 product gave wrong answers on SmolLM2 (see the
 //! repository notes). This file is the whole model: RMSNorm, RoPE (llama.cpp's
 //! "normal" pairing: adjacent elements rotate together), grouped-query
-//! attention over an f32 KV cache, SwiGLU, tied or separate output. Files it
-//! cannot run (other quant types, RoPE scaling) go to candle instead.
+//! attention over an f32 KV cache, SwiGLU, tied or separate output, Llama 3's
+//! per-frequency RoPE factors. Files it cannot run (other quant types, other
+//! RoPE scaling) go to candle instead.
 
 use super::gguf::Gguf;
 use super::kernels::pool::{Pool, SharedMut};
@@ -179,9 +180,10 @@ impl FastLlama {
         if g.arch_u32("expert_count").unwrap_or(0) > 1 {
             return Err("mixture of experts".into());
         }
-        if g.string("llama.rope.scaling.type").is_some_and(|s| s != "none")
-            || g.content.tensor_infos.contains_key("rope_freqs.weight")
-        {
+        // Llama 3.1+ files carry their long-context RoPE as per-frequency
+        // factors (`rope_freqs.weight`), which `load` applies; other scaling
+        // schemes (linear, YaRN) stay with candle.
+        if g.string("llama.rope.scaling.type").is_some_and(|s| s != "none") {
             return Err("RoPE scaling".into());
         }
         for (name, info) in &g.content.tensor_infos {
@@ -230,6 +232,16 @@ impl FastLlama {
             None
         };
         let norm = read_f32(g, r, "output_norm.weight")?;
+        let half = head_dim / 2;
+        let rope_factors = if g.content.tensor_infos.contains_key("rope_freqs.weight") {
+            let f = read_f32(g, r, "rope_freqs.weight")?;
+            if f.len() != half || f.iter().any(|x| !(x.is_finite() && *x > 0.0)) {
+                return Err(format!("rope_freqs has {} factors, not {half} positive ones", f.len()));
+            }
+            f
+        } else {
+            vec![1.0; half]
+        };
         let mut layers = Vec::with_capacity(cfg.n_layer);
         for i in 0..cfg.n_layer {
             let p = |s: &str| format!("blk.{i}.{s}.weight");
@@ -248,12 +260,13 @@ impl FastLlama {
         let vocab = output.as_ref().unwrap_or(&embd).rows;
         let cfg = Config { vocab, ..cfg };
         let kv_dim = cfg.n_kv_head * cfg.head_dim;
-        let half = cfg.head_dim / 2;
         let mut rope_cos = vec![0f32; ctx * half];
         let mut rope_sin = vec![0f32; ctx * half];
         for pos in 0..ctx {
             for i in 0..half {
-                let freq = cfg.rope_base.powf(-(2.0 * i as f32) / cfg.head_dim as f32);
+                // As in llama.cpp, a factor divides its frequency (Llama 3 slows the
+                // long-wavelength ones, stretching the context it was trained on).
+                let freq = cfg.rope_base.powf(-(2.0 * i as f32) / cfg.head_dim as f32) / rope_factors[i];
                 let angle = pos as f32 * freq;
                 rope_cos[pos * half + i] = angle.cos();
                 rope_sin[pos * half + i] = angle.sin();
