@@ -95,6 +95,9 @@ const MIGRATIONS: &[&str] = &[
      );",
 ];
 
+/// See [`Db::revision`].
+pub type Revision = (u64, i64);
+
 pub struct Db {
     conn: Connection,
 }
@@ -218,6 +221,14 @@ impl Db {
             tx.commit()?;
         }
         Ok(Db { conn })
+    }
+
+    /// Moves whenever anything is written, by this connection or another one
+    /// (a classify run writes through its own). Screens keep query results
+    /// until it moves instead of querying on every frame.
+    pub fn revision(&self) -> Revision {
+        let others = self.conn.pragma_query_value(None, "data_version", |r| r.get(0)).unwrap_or(-1);
+        (self.conn.total_changes(), others)
     }
 
     // ---- conversations ----
@@ -579,6 +590,23 @@ mod tests {
     fn search_words_are_quoted_and_the_last_is_a_prefix() {
         assert_eq!(fts_query("park-ing: \"emp"), "\"park\" \"ing\" \"emp\"*");
         assert_eq!(fts_query("  !! "), "");
+    }
+
+    #[test]
+    fn revision_moves_on_writes_from_any_connection_and_not_on_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("duet.sqlite3");
+        let ui = Db::open(&path).unwrap();
+        let worker = Db::open(&path).unwrap();
+        let start = ui.revision();
+        ui.conversations().unwrap();
+        ui.runs().unwrap();
+        assert_eq!(ui.revision(), start, "reads leave it");
+        let run = worker.create_run("reviews.csv", "local", "{}").unwrap();
+        let after_worker = ui.revision();
+        assert_ne!(after_worker, start, "another connection's write moves it");
+        ui.set_run_status(run, "done").unwrap();
+        assert_ne!(ui.revision(), after_worker, "its own write moves it");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The Chat screen: a conversation with the local model or a cloud profile,
 //! streamed, kept in the database, with the conversation list beside it.
 
+use super::cached::Cached;
 use super::services::Services;
 use crate::db::{Db, NewMessage};
 use crate::engine::{Cancel, Event, FinishReason, GenRequest, Message, SamplingParams};
@@ -92,6 +93,9 @@ struct Streaming {
     first_token_ms: Option<f64>,
 }
 
+/// (conversation, title, search snippet) in the list on the left.
+type ListEntry = (i64, String, String);
+
 #[derive(Default)]
 pub struct ChatScreen {
     pub conversation: Option<i64>,
@@ -106,6 +110,8 @@ pub struct ChatScreen {
     streaming: Option<Streaming>,
     pub error: Option<String>,
     search: String,
+    /// The list on the left, per (database revision, search).
+    list: Cached<(crate::db::Revision, String), Vec<ListEntry>>,
     renaming: Option<(i64, String)>,
     confirm_delete: Option<(i64, String)>,
     md_cache: CommonMarkCache,
@@ -396,23 +402,20 @@ impl ChatScreen {
         }
         ui.add(egui::TextEdit::singleline(&mut self.search).hint_text("Search messages"));
         ui.separator();
-        let entries: Vec<(i64, String, String)> = if self.search.trim().is_empty() {
-            services
-                .db
-                .conversations()
-                .unwrap_or_default()
-                .into_iter()
-                .map(|c| (c.id, c.title, String::new()))
-                .collect()
-        } else {
-            services
-                .db
-                .search(&self.search)
-                .unwrap_or_default()
-                .into_iter()
-                .map(|h| (h.conversation_id, h.title, h.snippet))
-                .collect()
-        };
+        let db = &services.db;
+        let search = self.search.trim();
+        let entries = self.list.get((db.revision(), search.to_string()), || {
+            if search.is_empty() {
+                db.conversations().unwrap_or_default().into_iter().map(|c| (c.id, c.title, String::new())).collect()
+            } else {
+                db.search(search)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|h| (h.conversation_id, h.title, h.snippet))
+                    .collect()
+            }
+        });
+        let entries = entries.clone();
         if entries.is_empty() {
             ui.weak(if self.search.trim().is_empty() { "No conversations yet." } else { "Nothing found." });
         }

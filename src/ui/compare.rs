@@ -2,11 +2,19 @@
 //! side, with speed, cost and privacy per column, the user's verdict, a cost
 //! calculator fed by the user's own runs, and a short guide to choosing.
 
+use super::cached::Cached;
 use super::services::Services;
 use crate::engine::{GenRequest, Message, SamplingParams};
 use crate::tasks::compare::{measured, preference_pairs_jsonl, project, tallies, Comparison, Contender, Verdict};
 use eframe::egui;
 use egui_commonmark::{CommonMarkCache, CommonMarkViewer};
+
+#[derive(Clone)]
+struct History {
+    tallies: Vec<crate::tasks::compare::Tally>,
+    measured: Vec<crate::tasks::compare::Measured>,
+    classify_run: Option<crate::db::RunInfo>,
+}
 
 pub struct CompareScreen {
     pub prompt: String,
@@ -21,7 +29,8 @@ pub struct CompareScreen {
     pub error: Option<String>,
     requests_per_day: f64,
     /// Verdict tallies and per-backend averages over saved comparisons (None: read again).
-    history: Option<(Vec<crate::tasks::compare::Tally>, Vec<crate::tasks::compare::Measured>)>,
+    /// Tallies and measured averages, and the newest finished classify run, per database revision.
+    history: Cached<crate::db::Revision, History>,
     md_cache: CommonMarkCache,
 }
 
@@ -37,7 +46,7 @@ impl Default for CompareScreen {
             verdict: None,
             error: None,
             requests_per_day: 10_000.0,
-            history: None,
+            history: Cached::default(),
             md_cache: CommonMarkCache::default(),
         }
     }
@@ -88,7 +97,6 @@ impl CompareScreen {
         match services.db.save_verdict(id, 0, 1, v.as_str()) {
             Ok(()) => {
                 self.verdict = Some(v);
-                self.history = None;
             }
             Err(e) => self.error = Some(e.to_string()),
         }
@@ -101,7 +109,6 @@ impl CompareScreen {
             match c.save(&services.db) {
                 Ok(id) => {
                     self.saved_id = Some(id);
-                    self.history = None;
                 }
                 Err(e) => self.error = Some(e.to_string()),
             }
@@ -214,11 +221,14 @@ impl CompareScreen {
 
     fn side_ui(&mut self, ui: &mut egui::Ui, services: &mut Services) {
         ui.heading("Your verdicts");
-        // Tallies and averages read every saved comparison: only after a new one or a verdict.
-        let (t, m) = self
+        // Tallies and averages read every saved comparison: only after a write.
+        let db = &services.db;
+        let History { tallies: t, measured: m, classify_run } = self
             .history
-            .get_or_insert_with(|| {
-                (tallies(&services.db).unwrap_or_default(), measured(&services.db).unwrap_or_default())
+            .get(db.revision(), || History {
+                tallies: tallies(db).unwrap_or_default(),
+                measured: measured(db).unwrap_or_default(),
+                classify_run: db.runs().unwrap_or_default().into_iter().find(|r| r.status == "done" && r.rows >= 20),
             })
             .clone();
         if t.is_empty() {
@@ -253,9 +263,7 @@ impl CompareScreen {
             ));
         }
         // Classification runs measured here, scaled to 10,000 reviews.
-        if let Some(run) =
-            services.db.runs().unwrap_or_default().into_iter().find(|r| r.status == "done" && r.rows >= 20)
-        {
+        if let Some(run) = classify_run {
             let secs = (run.updated_at - run.created_at).max(1) as f64;
             let minutes = 10_000.0 * secs / run.rows as f64 / 60.0;
             let place = if run.backend == "local" { "here, $0".to_string() } else { run.backend.clone() };

@@ -6,6 +6,7 @@
 //! generation and batch jobs run on their own threads and are polled at the
 //! start of each frame (with a repaint scheduled while anything is running).
 
+pub mod cached;
 pub mod chat;
 pub mod compare;
 pub mod models;

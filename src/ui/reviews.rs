@@ -2,9 +2,10 @@
 //! the local model, unless a cloud profile is picked), see the counts, a chart,
 //! a sortable table, and — when the file has labels — the mistakes.
 
+use super::cached::Cached;
 use super::progress::GuiProgress;
 use super::services::{LocalState, Services};
-use crate::db::{Db, RunRow};
+use crate::db::{Db, RunInfo, RunRow};
 use crate::engine::Cancel;
 use crate::tasks::classify::{
     agreement, default_instruction, export_csv, parse_labels, summarize, Classifier, ClassifyConfig, CloudClassifier,
@@ -58,8 +59,10 @@ pub struct ReviewsScreen {
     sort: SortBy,
     only_mistakes: bool,
     compare_with: Option<i64>,
-    /// Agreement with `compare_with`, for (shown run, other run, rows loaded).
-    agreement: Option<((i64, i64, usize), crate::tasks::classify::Agreement)>,
+    /// Agreement with `compare_with`, per (shown run, other run, rows loaded, database revision).
+    agreement: Cached<(i64, i64, usize, crate::db::Revision), crate::tasks::classify::Agreement>,
+    /// Every run, newest first, per database revision.
+    runs: Cached<crate::db::Revision, Vec<RunInfo>>,
     picking: Option<mpsc::Receiver<PathBuf>>,
     /// The last run is shown when the screen first opens.
     opened: bool,
@@ -91,7 +94,8 @@ impl Default for ReviewsScreen {
             sort: SortBy::Row,
             only_mistakes: false,
             compare_with: None,
-            agreement: None,
+            agreement: Cached::default(),
+            runs: Cached::default(),
             picking: None,
             opened: false,
         }
@@ -437,7 +441,10 @@ impl ReviewsScreen {
         }
         ui.separator();
         ui.collapsing("Earlier runs", |ui| {
-            for run in services.db.runs().unwrap_or_default().into_iter().take(20) {
+            let db = &services.db;
+            let runs: Vec<RunInfo> =
+                self.runs.get(db.revision(), || db.runs().unwrap_or_default()).iter().take(20).cloned().collect();
+            for run in runs {
                 ui.horizontal(|ui| {
                     let name = std::path::Path::new(&run.source)
                         .file_name()
@@ -587,14 +594,10 @@ impl ReviewsScreen {
     /// Agreement with another run over the same rows (e.g. the cloud backend).
     fn agreement_ui(&mut self, ui: &mut egui::Ui, services: &Services) {
         let Some(shown) = self.shown_run else { return };
-        let Ok(info) = services.db.run(shown) else { return };
-        let others: Vec<_> = services
-            .db
-            .runs()
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|r| r.source == info.source && r.id != shown)
-            .collect();
+        let db = &services.db;
+        let runs = self.runs.get(db.revision(), || db.runs().unwrap_or_default());
+        let Some(info) = runs.iter().find(|r| r.id == shown) else { return };
+        let others: Vec<RunInfo> = runs.iter().filter(|r| r.source == info.source && r.id != shown).cloned().collect();
         if others.is_empty() {
             return;
         }
@@ -610,13 +613,10 @@ impl ReviewsScreen {
                 });
         });
         if let Some(other) = self.compare_with {
-            // Reading the other run is a whole run's rows: once per (pair, row count), not per frame.
-            let key = (shown, other, self.rows.len());
-            if self.agreement.as_ref().is_none_or(|(k, _)| *k != key) {
-                let theirs = services.db.run_rows(other).unwrap_or_default();
-                self.agreement = Some((key, agreement(&self.rows, &theirs)));
-            }
-            let Some((_, g)) = &self.agreement else { return };
+            // Reading the other run is a whole run's rows: only when something changed, not per frame.
+            let key = (shown, other, self.rows.len(), db.revision());
+            let mine = &self.rows;
+            let g = self.agreement.get(key, || agreement(mine, &db.run_rows(other).unwrap_or_default()));
             if g.rows > 0 {
                 ui.label(format!(
                     "They agree on {} of {} rows ({:.0}%).",
