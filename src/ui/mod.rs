@@ -9,6 +9,7 @@
 pub mod cached;
 pub mod chat;
 pub mod compare;
+pub mod fonts;
 pub mod models;
 pub mod progress;
 pub mod reviews;
@@ -59,6 +60,7 @@ pub struct DuetApp {
     pub models: models::ModelsScreen,
     pub settings: settings::SettingsScreen,
     applied_theme: String,
+    fonts_installed: bool,
 }
 
 impl DuetApp {
@@ -75,6 +77,7 @@ impl DuetApp {
             models: models::ModelsScreen::default(),
             settings,
             applied_theme: String::new(),
+            fonts_installed: false,
         }
     }
 
@@ -86,6 +89,10 @@ impl DuetApp {
     /// One frame of the whole app (eframe calls it; so do the tests).
     pub fn ui(&mut self, ui: &mut egui::Ui) {
         let ctx = ui.ctx().clone();
+        if !self.fonts_installed {
+            self.fonts_installed = true;
+            fonts::install(&ctx);
+        }
         self.services.poll(&ctx);
         if self.applied_theme != self.services.settings.app.theme {
             self.applied_theme = self.services.settings.app.theme.clone();

@@ -226,13 +226,17 @@ fn compare_fills_both_columns_and_keeps_the_verdict() {
 #[test]
 fn code_blocks_in_answers_have_a_copy_button() {
     let mut cache = egui_commonmark::CommonMarkCache::default();
-    // The copy icon (U+1F5D0) is in no egui font: the app finds it in the system's
-    // fonts where one has it, so this test allows the box it draws otherwise.
-    let mut h = Harness::builder().with_accessibility_check(false).allow_missing_glyphs().build_ui(move |ui| {
+    // The copy icon (U+1F5D0) and the check mark shown once copied are in no egui
+    // font; duet's icon font has them. kittest fails on a missing glyph (a box).
+    let mut h = Harness::builder().with_accessibility_check(false).build_ui(move |ui| {
+        duet::ui::fonts::install(ui.ctx());
         egui_commonmark::CommonMarkViewer::new().show(ui, &mut cache, "Run:\n\n```sh\ncargo run --release\n```\n");
     });
     h.run();
-    assert!(h.query_all_by_role(eframe::egui::accesskit::Role::Button).next().is_some(), "the copy button");
+    let copy = h.get_by_label("\u{1F5D0}");
+    copy.click();
+    h.run();
+    h.get_by_label("\u{2714}");
 }
 
 #[test]
