@@ -462,9 +462,12 @@ mod tests {
                 w.dequantize_row(r, &mut got);
                 assert_eq!(&got, want_row, "{dtype:?} row {r}");
             }
-            for tt in 0..t {
+            let exact_for = |tt: usize| -> Vec<f32> {
                 let xs = &x[tt * cols..(tt + 1) * cols];
-                let exact: Vec<f32> = want.iter().map(|row| row.iter().zip(xs).map(|(a, b)| a * b).sum()).collect();
+                want.iter().map(|row| row.iter().zip(xs).map(|(a, b)| a * b).sum()).collect()
+            };
+            for tt in 0..t {
+                let exact = exact_for(tt);
                 for k in [&scalar::KERNELS, kernels()] {
                     let mut out = vec![0f32; rows - 1];
                     (k.dot_rows)(&w, 1, &a, tt, &mut out);
@@ -479,8 +482,12 @@ mod tests {
                             k.name,
                             r + 1
                         );
-                        let o4 = outs4[0][r];
-                        assert!((o4 - e).abs() < 1e-3 * e.abs().max(1.0), "{dtype:?} {} 4-token row {}", k.name, r + 1);
+                    }
+                    for (j, o4) in outs4.iter().enumerate() {
+                        for (r, (o, e)) in o4.iter().zip(&exact_for(tt + j)[1..]).enumerate() {
+                            let ok = (o - e).abs() < 1e-3 * e.abs().max(1.0);
+                            assert!(ok, "{dtype:?} {} token {} of 4, row {}: {o} vs {e}", k.name, j, r + 1);
+                        }
                     }
                 }
             }

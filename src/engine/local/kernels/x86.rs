@@ -184,11 +184,7 @@ fn dot_rows_n(w: &QMatrix, r0: usize, a: &QActs, t0: usize, outs: &mut [&mut [f3
             QKind::Q4_1 => dot4_q4_1::<false>(w, r0, a, t0, outs),
             QKind::Q4K => dot4_q4_1::<true>(w, r0, a, t0, outs),
             QKind::Q8_0 => dot4_q8_0(w, r0, a, t0, outs),
-            QKind::Q6K => {
-                for (k, out) in outs.iter_mut().enumerate() {
-                    dot_q6k(w, r0, a, t0 + k, out);
-                }
-            }
+            QKind::Q6K => dot4_q6k(w, r0, a, t0, outs),
         }
     }
 }
@@ -426,22 +422,97 @@ unsafe fn dot_q6k(w: &QMatrix, r0: usize, a: &QActs, t: usize, out: &mut [f32]) 
     let nb = w.nb;
     let ad = a.d.as_ptr().add(t * nb);
     let aq = a.qs.as_ptr().add(t * nb * QK);
+    let mut scales = [0f32; 16];
     for (i, o) in out.iter_mut().enumerate() {
         let r = r0 + i;
         let wq = w.qs.as_ptr().add(r * nb * 32);
         let mut acc0 = _mm256_setzero_ps();
         let mut acc1 = _mm256_setzero_ps();
-        for b in 0..nb {
-            let (w0, w1) = unpack_q8(wq.add(b * 32));
-            let x = aq.add(b * QK);
-            let p0 = _mm256_cvtepi32_ps(_mm256_madd_epi16(w0, _mm256_loadu_si256(x as *const __m256i)));
-            let p1 = _mm256_cvtepi32_ps(_mm256_madd_epi16(w1, _mm256_loadu_si256(x.add(16) as *const __m256i)));
+        let mut b = 0;
+        while b + 8 <= nb {
+            q6k_scales16(w, r * nb + b, ad.add(b), &mut scales);
+            for k in 0..8 {
+                let (w0, w1) = unpack_q8(wq.add((b + k) * 32));
+                let (p0, p1) = madd_halves((w0, w1), aq.add((b + k) * QK));
+                acc0 = _mm256_fmadd_ps(p0, _mm256_set1_ps(scales[2 * k]), acc0);
+                acc1 = _mm256_fmadd_ps(p1, _mm256_set1_ps(scales[2 * k + 1]), acc1);
+            }
+            b += 8;
+        }
+        // Rows are whole 256-value super-blocks (`can_repack`); kept for safety.
+        while b < nb {
+            let (p0, p1) = madd_halves(unpack_q8(wq.add(b * 32)), aq.add(b * QK));
             let (d0, d1) = w.q8_scales(r * nb + b);
             acc0 = _mm256_fmadd_ps(p0, _mm256_set1_ps(d0 * *ad.add(b)), acc0);
             acc1 = _mm256_fmadd_ps(p1, _mm256_set1_ps(d1 * *ad.add(b)), acc1);
+            b += 1;
         }
         *o = hsum(_mm256_add_ps(acc0, acc1));
     }
+}
+
+/// Q6K for four activation rows: each weight block is unpacked once.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot4_q6k(w: &QMatrix, r0: usize, a: &QActs, t0: usize, outs: &mut [&mut [f32]]) {
+    let nb = w.nb;
+    if nb % 8 != 0 {
+        for (k, out) in outs.iter_mut().enumerate() {
+            dot_q6k(w, r0, a, t0 + k, out);
+        }
+        return;
+    }
+    let ad: [*const f32; 4] = std::array::from_fn(|k| a.d.as_ptr().add((t0 + k) * nb));
+    let aq: [*const i16; 4] = std::array::from_fn(|k| a.qs.as_ptr().add((t0 + k) * nb * QK));
+    let mut scales = [[0f32; 16]; 4];
+    let n = outs[0].len();
+    for i in 0..n {
+        let r = r0 + i;
+        let wq = w.qs.as_ptr().add(r * nb * 32);
+        let mut acc = [_mm256_setzero_ps(); 4];
+        for b in (0..nb).step_by(8) {
+            for k in 0..4 {
+                q6k_scales16(w, r * nb + b, ad[k].add(b), &mut scales[k]);
+            }
+            for j in 0..8 {
+                let wv = unpack_q8(wq.add((b + j) * 32));
+                for k in 0..4 {
+                    let (p0, p1) = madd_halves(wv, aq[k].add((b + j) * QK));
+                    acc[k] = _mm256_fmadd_ps(p0, _mm256_set1_ps(scales[k][2 * j]), acc[k]);
+                    acc[k] = _mm256_fmadd_ps(p1, _mm256_set1_ps(scales[k][2 * j + 1]), acc[k]);
+                }
+            }
+        }
+        for k in 0..4 {
+            outs[k][i] = hsum(acc[k]);
+        }
+    }
+}
+
+/// The two halves of a block's products (elements 0–15, 16–31), as floats.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn madd_halves((w0, w1): (__m256i, __m256i), xq: *const i16) -> (__m256, __m256) {
+    let p0 = _mm256_madd_epi16(w0, _mm256_loadu_si256(xq as *const __m256i));
+    let p1 = _mm256_madd_epi16(w1, _mm256_loadu_si256(xq.add(16) as *const __m256i));
+    (_mm256_cvtepi32_ps(p0), _mm256_cvtepi32_ps(p1))
+}
+
+/// The 16 half-block scales of the Q6K super-block that starts at block `wi`,
+/// each times its block's activation scale (`ad[0..8]`), in (block, half)
+/// order: what the scalar `q8_scales(wi + j)` gives, times `ad[j]`, 8 blocks
+/// at once instead of 16 scalar conversions.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q6k_scales16(w: &QMatrix, wi: usize, ad: *const f32, out: &mut [f32; 16]) {
+    let d = _mm256_set1_ps(f16x1(w.d[wi / super::KB]));
+    let sc = _mm_loadu_si128(w.sc[2 * wi..2 * wi + 16].as_ptr() as *const __m128i);
+    let lo = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(sc));
+    let hi = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(sc, 8)));
+    let a = _mm256_loadu_ps(ad);
+    let a_lo = _mm256_permutevar8x32_ps(a, _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3));
+    let a_hi = _mm256_permutevar8x32_ps(a, _mm256_setr_epi32(4, 4, 5, 5, 6, 6, 7, 7));
+    _mm256_storeu_ps(out.as_mut_ptr(), _mm256_mul_ps(_mm256_mul_ps(d, lo), a_lo));
+    _mm256_storeu_ps(out.as_mut_ptr().add(8), _mm256_mul_ps(_mm256_mul_ps(d, hi), a_hi));
 }
 
 #[inline]
