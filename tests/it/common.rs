@@ -49,6 +49,12 @@ pub fn read_json(name: &str) -> Option<serde_json::Value> {
     Some(serde_json::from_str(&text).expect("golden file is valid JSON"))
 }
 
+/// The token ids of the first golden chat prompt (a real conversation's start).
+pub fn golden_prompt_ids() -> Vec<u32> {
+    let golden = read_json("greedy_smollm2.json").expect("tests/data/greedy_smollm2.json");
+    golden["cases"][0]["prompt_ids"].as_array().expect("ids").iter().map(|v| v.as_u64().expect("id") as u32).collect()
+}
+
 /// Run the real `duet` binary with a fresh home and the shared model cache.
 pub fn duet(args: &[&str], home: &Path, extra_env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_duet"));

@@ -9,7 +9,7 @@
 //! file itself is no judge: it rounds activations to 8 bits and its logits
 //! differ from the exact ones by over 1.0 here, on Q8_0 alone.)
 
-use crate::common::{default_model, read_json};
+use crate::common::{default_model, golden_prompt_ids};
 use candle_core::quantized::{gguf_file, GgmlDType, QTensor};
 use candle_core::Device;
 use duet::engine::local::gguf::Gguf;
@@ -67,13 +67,7 @@ fn k_quant_files_run_on_duets_kernels_and_match_float32() {
     let mut exact = Weights::load_candle(g, &mut reader, &Device::Cpu).expect("candle loads the f32 copy");
 
     // A real chat prompt (the first golden case's token ids), then greedy steps.
-    let golden = read_json("greedy_smollm2.json").expect("tests/data/greedy_smollm2.json");
-    let mut ids: Vec<u32> = golden["cases"][0]["prompt_ids"]
-        .as_array()
-        .expect("ids")
-        .iter()
-        .map(|v| v.as_u64().expect("id") as u32)
-        .collect();
+    let mut ids = golden_prompt_ids();
     let mut pos = 0;
     for step in 0..8 {
         let a = fast.forward(&ids, pos, &Device::Cpu).expect("duet forward");

@@ -10,7 +10,7 @@
 //! no RoPE code. The same comparison without the factors must fail, or the
 //! test could not tell whether they were applied.
 
-use crate::common::{default_model, read_json};
+use crate::common::{default_model, golden_prompt_ids};
 use candle_core::quantized::{gguf_file, GgmlDType, QTensor};
 use candle_core::{DType, Device, Tensor};
 use candle_transformers::models::llama as hf;
@@ -139,13 +139,7 @@ fn worst_difference(file: &Path, model: &hf::Llama, config: &hf::Config) -> f32 
     assert!(Weights::runs_fast(&g, &Device::Cpu), "a llama file with rope_freqs runs on duet's kernels");
     let mut duet = Weights::load_fast(&g, reader.get_ref(), 256, 2).expect("duet loads it");
     let mut cache = hf::Cache::new(true, DType::F32, config, &Device::Cpu).expect("cache");
-    let golden = read_json("greedy_smollm2.json").expect("tests/data/greedy_smollm2.json");
-    let mut ids: Vec<u32> = golden["cases"][0]["prompt_ids"]
-        .as_array()
-        .expect("ids")
-        .iter()
-        .map(|v| v.as_u64().expect("id") as u32)
-        .collect();
+    let mut ids = golden_prompt_ids();
     let (mut pos, mut worst) = (0, 0f32);
     for _ in 0..6 {
         let a = duet.forward(&ids, pos, &Device::Cpu).expect("duet forward");
