@@ -81,7 +81,12 @@ impl QMatrix {
 
     /// The GGML type codes this can repack: 2 = Q4_0, 3 = Q4_1, 8 = Q8_0,
     /// 12 = Q4_K, 14 = Q6_K. K types need rows of whole super-blocks (256).
+    /// Empty rows never: a crafted file's zero-width tensor would make the
+    /// repack split its bytes into chunks of nothing.
     pub fn can_repack(ggml_type: u32, cols: usize) -> bool {
+        if cols == 0 {
+            return false;
+        }
         match ggml_type {
             2 | 3 | 8 => cols % QK == 0,
             12 | 14 => cols % (QK * KB) == 0,
@@ -419,6 +424,14 @@ mod tests {
 
     /// Repacking (pairs of blocks interleaved, an odd last block alone) keeps
     /// every weight: rows read back equal GGML's own dequantization.
+    #[test]
+    fn a_zero_width_tensor_is_refused_not_repacked() {
+        for ggml_type in [2, 3, 8, 12, 14] {
+            assert!(QMatrix::from_ggml(ggml_type, 4, 0, &[]).is_none(), "type {ggml_type}");
+        }
+        assert!(QMatrix::from_ggml(3, 1, 32, &[0; 20]).is_some(), "one Q4_1 block still repacks");
+    }
+
     #[test]
     fn q4_rows_read_back_as_ggml_wrote_them() {
         for cols in [256, 288] {
