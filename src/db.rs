@@ -177,6 +177,24 @@ pub struct RunInfo {
     pub updated_at: i64,
 }
 
+impl RunInfo {
+    /// How long a "running" run may go without saving a row before it counts
+    /// as cut short (its app closed or crashed). Rows are saved at least every
+    /// half second while a run moves; five minutes leaves room for a slow
+    /// cloud reply without offering to resume a run another window is still on.
+    pub const STALE_AFTER_S: i64 = 300;
+
+    /// Whether "Resume" makes sense: stopped, failed, or cut short, but not
+    /// finished and not still moving in another process.
+    pub fn is_resumable(&self, now: i64) -> bool {
+        match self.status.as_str() {
+            "done" => false,
+            "running" => now - self.updated_at > Self::STALE_AFTER_S,
+            _ => true,
+        }
+    }
+}
+
 pub fn now_s() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
@@ -400,6 +418,12 @@ impl Db {
         Ok(())
     }
 
+    /// Replace a run's settings (a resumed run that named no model records the one it continues with).
+    pub fn set_run_config(&self, run_id: i64, config_json: &str) -> Result<(), DbError> {
+        self.conn.execute("UPDATE runs SET config_json = ?1 WHERE id = ?2", params![config_json, run_id])?;
+        Ok(())
+    }
+
     pub fn run(&self, run_id: i64) -> Result<RunInfo, DbError> {
         self.conn
             .query_row(&format!("{RUN_COLUMNS} WHERE id = ?1"), [run_id], run_info_row)
@@ -607,6 +631,20 @@ mod tests {
         assert_ne!(after_worker, start, "another connection's write moves it");
         ui.set_run_status(run, "done").unwrap();
         assert_ne!(ui.revision(), after_worker, "its own write moves it");
+    }
+
+    #[test]
+    fn resume_is_offered_for_stopped_and_cut_short_runs_only() {
+        let db = Db::in_memory().unwrap();
+        let run = db.create_run("reviews.csv", "local", "{}").unwrap();
+        let info = db.run(run).unwrap();
+        let now = info.updated_at;
+        assert!(!info.is_resumable(now), "still moving (in another window, say)");
+        assert!(info.is_resumable(now + RunInfo::STALE_AFTER_S + 1), "cut short: the app closed mid-run");
+        for (status, offered) in [("cancelled", true), ("failed", true), ("done", false)] {
+            db.set_run_status(run, status).unwrap();
+            assert_eq!(db.run(run).unwrap().is_resumable(now), offered, "{status}");
+        }
     }
 
     #[test]

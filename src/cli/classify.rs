@@ -4,7 +4,7 @@
 use super::{interrupt, resolve_model, start_engine};
 use crate::catalog::Catalog;
 use crate::config::Paths;
-use crate::db::Db;
+use crate::db::{Db, RunInfo};
 use crate::engine::cloud::CloudOptions;
 use crate::progress::TerminalBar;
 use crate::store::Store;
@@ -72,16 +72,26 @@ pub fn classify(store: &Store, catalog: &Catalog, a: ClassifyArgs) -> Result<()>
     let mut runs = Vec::new();
     if let Some(run_id) = a.resume {
         let info = db.run(run_id)?;
-        let config: RunConfig = serde_json::from_str(&info.config_json).context("the run's settings are unreadable")?;
+        let mut config: RunConfig =
+            serde_json::from_str(&info.config_json).context("the run's settings are unreadable")?;
         if info.status == "done" {
             eprintln!("run {run_id} was already finished");
+        } else if !info.is_resumable(crate::db::now_s()) {
+            bail!(
+                "run {run_id} is still being classified by another duet (it saved a row {} s ago). \
+                 Stop it there, or wait {} minutes after it stops saving rows, then resume.",
+                crate::db::now_s() - info.updated_at,
+                RunInfo::STALE_AFTER_S / 60
+            );
         }
         let table = Table::open(std::path::Path::new(&info.source))?;
         if info.backend == "local" {
             let path = resolve_model(store, catalog, a.model.model.as_deref())?;
             let loaded = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            if let Some(why) = config.model_mismatch(run_id, &loaded) {
-                bail!("{why} (--model picks the model)");
+            match config.claim_model(run_id, &loaded) {
+                Err(why) => bail!("{why} (--model picks the model)"),
+                Ok(true) => db.set_run_config(run_id, &serde_json::to_string(&config)?)?,
+                Ok(false) => {}
             }
         }
         let mut classifier = make_classifier(store, catalog, &info.backend, &config.classify, &a)?;

@@ -461,6 +461,22 @@ impl RunConfig {
             )
         })
     }
+
+    /// Tie this run to the local model `loaded` before it goes on: refused,
+    /// with what to do, if it was classified with another; a run that named
+    /// none (started before runs recorded their model) takes `loaded` from now
+    /// on, so a later resume is checked too. True when the settings changed
+    /// and must be saved.
+    pub fn claim_model(&mut self, run_id: i64, loaded: &str) -> Result<bool, String> {
+        if let Some(why) = self.model_mismatch(run_id, loaded) {
+            return Err(why);
+        }
+        let claimed = self.model.is_none();
+        if claimed {
+            self.model = Some(loaded.to_string());
+        }
+        Ok(claimed)
+    }
 }
 
 /// How a run ended.
@@ -504,6 +520,8 @@ fn classify_rows(
     cancel: &Cancel,
 ) -> Result<RunOutcome, ClassifyError> {
     let start = std::time::Instant::now();
+    // A resumed run is moving again: other windows must not offer to resume it too.
+    db.set_run_status(run_id, "running")?;
     let text_col = table.column(&config.text_column)?;
     let label_col = match &config.label_column {
         Some(c) => Some(table.column(c)?),

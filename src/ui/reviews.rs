@@ -178,11 +178,16 @@ impl ReviewsScreen {
             _ => None,
         };
         let config = RunConfig { classify, text_column, label_column, headers: table.headers.clone(), model };
+        // Everything that can refuse (a model still loading, a cloud key
+        // missing) is asked before the run exists, so a refusal leaves no
+        // empty run behind in "Earlier runs".
+        let cancel = Cancel::new();
+        let classifier = self.classifier(services, &config, &cancel)?;
         let run_id = services
             .db
             .create_run(&source.to_string_lossy(), &self.backend, &serde_json::to_string(&config).unwrap_or_default())
             .map_err(|e| e.to_string())?;
-        let launched = self.launch(services, run_id, table, config);
+        let launched = self.launch(services, run_id, table, config, classifier, cancel);
         if launched.is_err() {
             let _ = services.db.set_run_status(run_id, "failed");
         }
@@ -193,15 +198,19 @@ impl ReviewsScreen {
     pub fn resume(&mut self, services: &mut Services, run_id: i64) {
         let result = (|| {
             let info = services.db.run(run_id).map_err(|e| e.to_string())?;
-            let config: RunConfig = serde_json::from_str(&info.config_json).map_err(|e| e.to_string())?;
-            if let (LocalState::Ready(engine), "local") = (&services.local, info.backend.as_str()) {
-                if let Some(why) = config.model_mismatch(run_id, &engine.name) {
-                    return Err(why);
+            let mut config: RunConfig = serde_json::from_str(&info.config_json).map_err(|e| e.to_string())?;
+            if info.backend == "local" {
+                let engine = services.local_engine()?;
+                if config.claim_model(run_id, &engine.name)? {
+                    let json = serde_json::to_string(&config).map_err(|e| e.to_string())?;
+                    services.db.set_run_config(run_id, &json).map_err(|e| e.to_string())?;
                 }
             }
             let table = Table::open(std::path::Path::new(&info.source)).map_err(|e| e.to_string())?;
             self.backend = info.backend.clone();
-            self.launch(services, run_id, table, config)
+            let cancel = Cancel::new();
+            let classifier = self.classifier(services, &config, &cancel)?;
+            self.launch(services, run_id, table, config, classifier, cancel)
         })();
         match result {
             Ok(r) => self.running = Some(r),
@@ -209,25 +218,36 @@ impl ReviewsScreen {
         }
     }
 
+    /// The classifier for the chosen backend, or why there is none yet.
+    fn classifier(
+        &self,
+        services: &mut Services,
+        config: &RunConfig,
+        cancel: &Cancel,
+    ) -> Result<Box<dyn Classifier + Send>, String> {
+        if self.backend == "local" {
+            let engine = services.local_engine()?;
+            // Calibration asks the model three questions: quick, but not for the UI thread.
+            let (engine, classify) = (engine.clone(), config.classify.clone());
+            Ok(Box::new(LazyLocal { engine: Some(engine), config: classify, inner: None }))
+        } else {
+            let cloud = services.cloud(self.backend.trim_start_matches("cloud:"))?;
+            Ok(Box::new(
+                CloudClassifier::new(cloud, config.classify.clone(), cancel.clone()).map_err(|e| e.to_string())?,
+            ))
+        }
+    }
+
+    /// Classify `table` into run `run_id` on a worker thread.
     fn launch(
         &mut self,
         services: &mut Services,
         run_id: i64,
         table: Table,
         config: RunConfig,
+        mut classifier: Box<dyn Classifier + Send>,
+        cancel: Cancel,
     ) -> Result<Running, String> {
-        let cancel = Cancel::new();
-        let mut classifier: Box<dyn Classifier + Send> = if self.backend == "local" {
-            let LocalState::Ready(engine) = &services.local else {
-                return Err("The local model is still loading; try again in a moment.".into());
-            };
-            // Calibration asks the model three questions: quick, but not for the UI thread.
-            let (engine, classify) = (engine.clone(), config.classify.clone());
-            Box::new(LazyLocal { engine: Some(engine), config: classify, inner: None })
-        } else {
-            let cloud = services.cloud(self.backend.trim_start_matches("cloud:"))?;
-            Box::new(CloudClassifier::new(cloud, config.classify.clone(), cancel.clone()).map_err(|e| e.to_string())?)
-        };
         let progress = Arc::new(GuiProgress::default());
         let (tx, rx) = mpsc::channel();
         let (p, c, paths) = (progress.clone(), cancel.clone(), services.paths.clone());
@@ -459,8 +479,12 @@ impl ReviewsScreen {
                     {
                         self.show_run(&services.db, run.id);
                     }
-                    // Stopped, failed, or cut short when the app closed: all resumable.
-                    if run.status != "done" && self.running.is_none() && ui.small_button("Resume").clicked() {
+                    // Stopped, failed, or cut short when the app closed: all resumable
+                    // (but not a run another window is still working on).
+                    if run.is_resumable(crate::db::now_s())
+                        && self.running.is_none()
+                        && ui.small_button("Resume").clicked()
+                    {
                         self.resume(services, run.id);
                     }
                 });

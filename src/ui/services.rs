@@ -201,14 +201,23 @@ impl Services {
     /// The backend behind "local" or "cloud:NAME", or why it can't be used now.
     pub fn backend(&self, spec: &str) -> Result<Box<dyn Backend>, String> {
         if spec == "local" {
-            return match &self.local {
-                LocalState::Ready(e) => Ok(Box::new(e.clone())),
-                LocalState::Busy => Err("The local model is still loading; your message will work in a moment. (Progress is in the status bar.)".into()),
-                LocalState::Failed(e) => Err(format!("The local model could not be loaded: {e}. Open Models to fetch or pick another.")),
-                LocalState::Idle => Err("The local model is not loaded yet.".into()),
-            };
+            return Ok(Box::new(self.local_engine()?.clone()));
         }
         Ok(Box::new(self.cloud(spec.strip_prefix("cloud:").unwrap_or(""))?))
+    }
+
+    /// The loaded local model, or what the user should know while there is none.
+    pub fn local_engine(&self) -> Result<&LocalEngine, String> {
+        match &self.local {
+            LocalState::Ready(e) => Ok(e),
+            LocalState::Busy => {
+                Err("The local model is still loading; try again in a moment. (Progress is in the status bar.)".into())
+            }
+            LocalState::Failed(e) => {
+                Err(format!("The local model could not be loaded: {e}. Open Models to fetch or pick another."))
+            }
+            LocalState::Idle => Err("The local model is not loaded yet.".into()),
+        }
     }
 
     pub fn cloud(&self, name: &str) -> Result<CloudBackend, String> {

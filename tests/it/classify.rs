@@ -86,6 +86,27 @@ fn write(dir: &Path, name: &str, content: &[u8]) -> std::path::PathBuf {
     p
 }
 
+/// Notes the run's status as another window would see it, at the first row.
+struct Watch<'a> {
+    inner: LocalClassifier,
+    db: &'a Path,
+    run: i64,
+    status: Option<String>,
+}
+
+impl Classifier for Watch<'_> {
+    fn backend_label(&self) -> String {
+        self.inner.backend_label()
+    }
+    fn classify(&mut self, review: &str) -> Result<Verdict, String> {
+        if self.status.is_none() {
+            let other = Db::open(self.db).map_err(|e| e.to_string())?;
+            self.status = Some(other.run(self.run).map_err(|e| e.to_string())?.status);
+        }
+        self.inner.classify(review)
+    }
+}
+
 #[test]
 fn a_cancelled_run_resumes_to_the_same_result_as_an_uninterrupted_one() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -118,9 +139,11 @@ fn a_cancelled_run_resumes_to_the_same_result_as_an_uninterrupted_one() {
     assert_eq!(db.run(part).expect("run").status, "cancelled");
     let saved = db.run_rows(part).expect("rows").len();
     assert!((3..8).contains(&saved), "saved {saved}");
-    let second =
-        run_table(&mut db, part, Table::open(&path).expect("t"), &config, &mut classifier(), &Silent, &Cancel::new())
-            .expect("resumes");
+    let db_path = dir.path().join("db.sqlite3");
+    let mut watch = Watch { inner: classifier(), db: &db_path, run: part, status: None };
+    let second = run_table(&mut db, part, Table::open(&path).expect("t"), &config, &mut watch, &Silent, &Cancel::new())
+        .expect("resumes");
+    assert_eq!(watch.status.as_deref(), Some("running"), "a resumed run shows as running, not cancelled");
     assert!(second.finished);
     assert_eq!(second.classified_now, 8 - saved, "only the missing rows are classified");
     let a = db.run_rows(whole).expect("rows");
@@ -240,8 +263,47 @@ fn a_run_resumes_only_with_the_model_it_started_with() {
     let why = config.model_mismatch(7, "gemma-3-270m-q4_k_m.gguf").expect("refused");
     assert!(why.contains("Run #7") && why.contains("Load SmolLM2-135M-Instruct.Q4_1.gguf"), "{why}");
     // Runs saved before models were recorded carry none, and resume as before.
-    let old: RunConfig =
+    let mut old: RunConfig =
         serde_json::from_str(&serde_json::to_string(&RunConfig { model: None, ..config }).expect("json"))
             .expect("reads");
     assert_eq!(old.model_mismatch(7, "anything.gguf"), None);
+    // ... and once resumed they remember the model they went on with.
+    assert_eq!(old.claim_model(7, "anything.gguf"), Ok(true));
+    assert_eq!(old.claim_model(7, "anything.gguf"), Ok(false));
+    assert!(old.claim_model(7, "other.gguf").is_err());
+}
+
+/// `duet classify --resume`: a run another duet is still on is refused with
+/// what to do; a stopped one that named no model goes on to the end, and
+/// records the model it was finished with.
+#[test]
+fn resuming_from_the_command_line() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let csv = write(home.path(), "r.csv", b"text\nGreat tacos!\nThe soup was cold.\n");
+    let paths = duet::config::Paths::resolve(Some(home.path().to_path_buf()), None);
+    std::fs::create_dir_all(&paths.data_dir).expect("data dir");
+    let db = Db::open_default(&paths).expect("db");
+    let config = RunConfig {
+        classify: ClassifyConfig::new(labels()),
+        text_column: "text".into(),
+        label_column: None,
+        headers: vec!["text".into()],
+        model: None,
+    };
+    let run =
+        db.create_run(&csv.to_string_lossy(), "local", &serde_json::to_string(&config).expect("json")).expect("run");
+    let id = run.to_string();
+
+    let o = duet(&["classify", "--resume", &id], home.path(), &[]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("still being classified by another duet"), "{}", stderr(&o));
+    assert_eq!(db.run(run).expect("run").rows, 0, "nothing was classified twice");
+
+    db.set_run_status(run, "cancelled").expect("status");
+    let o = duet(&["classify", "--resume", &id], home.path(), &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let info = db.run(run).expect("run");
+    assert_eq!((info.status.as_str(), info.rows), ("done", 2));
+    let saved: RunConfig = serde_json::from_str(&info.config_json).expect("config");
+    assert_eq!(saved.model.as_deref(), Some("SmolLM2-135M-Instruct.Q4_1.gguf"));
 }

@@ -253,4 +253,15 @@ fn a_model_that_fails_to_load_says_why() {
     h.get_by_label("Models").click();
     h.step();
     shown(&h, "The model could not be loaded");
+    // Classifying now says why, and leaves no empty run behind in "Earlier runs".
+    h.get_by_label("Reviews").click();
+    h.step();
+    h.get_by_label("Try the example").click();
+    h.step();
+    h.get_by_label("Classify").click();
+    h.step();
+    h.step();
+    shown(&h, "The local model could not be loaded");
+    assert!(!h.state().reviews.is_running());
+    assert!(h.state().services.db.runs().expect("runs").is_empty(), "a refused run is not kept");
 }
