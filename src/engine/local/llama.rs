@@ -102,6 +102,8 @@ impl FileBytes {
         // truncating the model file in that window would fault this one, the
         // same risk every mmap-based loader (llama.cpp's too) takes.
         if let Ok(map) = unsafe { memmap2::Mmap::map(file) } {
+            // A hint only; `madvise` exists on Unix alone.
+            #[cfg(unix)]
             let _ = map.advise(memmap2::Advice::Sequential);
             return Ok(FileBytes::Mapped(map));
         }
@@ -123,16 +125,25 @@ impl FileBytes {
     /// (they stay in the OS's file cache), so peak RSS stays near the
     /// repacked weights instead of weights plus file.
     fn release(&self, range: std::ops::Range<usize>) {
+        // Windows has no `madvise`; its working-set manager trims clean file
+        // pages on its own, so there is nothing to do there.
+        #[cfg(unix)]
         if let FileBytes::Mapped(m) = self {
-            let page = 4096;
-            let start = range.start.div_ceil(page) * page;
-            let end = range.end / page * page;
+            // `madvise` wants a page-aligned start. 64 KiB is a multiple of
+            // every page size in use (4 KiB x86, 16 KiB Apple silicon, 64 KiB
+            // some ARM servers), so no page-size query is needed; at most
+            // 64 KiB per tensor stays resident until the mapping is dropped.
+            const ALIGN: usize = 64 * 1024;
+            let start = range.start.div_ceil(ALIGN) * ALIGN;
+            let end = range.end / ALIGN * ALIGN;
             if end > start {
-                // SAFETY: a read-only private file mapping: dropped pages are
-                // read again from the file if touched, never lost.
+                // SAFETY: a read-only shared file mapping that nothing writes:
+                // dropped pages are read again from the file if touched, never lost.
                 let _ = unsafe { m.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, end - start) };
             }
         }
+        #[cfg(not(unix))]
+        let _ = range;
     }
 }
 
