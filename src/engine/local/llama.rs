@@ -129,13 +129,13 @@ impl FileBytes {
         // pages on its own, so there is nothing to do there.
         #[cfg(unix)]
         if let FileBytes::Mapped(m) = self {
-            // `madvise` wants a page-aligned start. 64 KiB is a multiple of
-            // every page size in use (4 KiB x86, 16 KiB Apple silicon, 64 KiB
-            // some ARM servers), so no page-size query is needed; at most
-            // 64 KiB per tensor stays resident until the mapping is dropped.
-            const ALIGN: usize = 64 * 1024;
-            let start = range.start.div_ceil(ALIGN) * ALIGN;
-            let end = range.end / ALIGN * ALIGN;
+            // `madvise` wants a page-aligned start, and pages are 4 KiB on x86,
+            // 16 KiB on Apple silicon, 64 KiB on some ARM servers; rounding to
+            // a too-large size would keep tens of MB resident until load ends.
+            // SAFETY: sysconf reads a constant and has no preconditions.
+            let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096).max(1);
+            let start = range.start.div_ceil(page) * page;
+            let end = range.end / page * page;
             if end > start {
                 // SAFETY: a read-only shared file mapping that nothing writes:
                 // dropped pages are read again from the file if touched, never lost.
