@@ -196,6 +196,8 @@ impl ReviewsScreen {
 
     /// Continue a run that was stopped.
     pub fn resume(&mut self, services: &mut Services, run_id: i64) {
+        // An earlier message (say, from a refused Classify) is not about this run.
+        self.error = None;
         let result = (|| {
             let info = services.db.run(run_id).map_err(|e| e.to_string())?;
             let mut config: RunConfig = serde_json::from_str(&info.config_json).map_err(|e| e.to_string())?;
