@@ -422,6 +422,17 @@ mod tests {
         raw
     }
 
+    fn q8_0_raw(rows: usize, cols: usize) -> Vec<u8> {
+        let mut raw = Vec::new();
+        for b in random(rows * cols, 11).chunks(QK) {
+            let amax = b.iter().fold(0f32, |m, x| m.max(x.abs()));
+            let d = amax / 127.0;
+            raw.extend_from_slice(&f16::from_f32(d).to_bits().to_le_bytes());
+            raw.extend(b.iter().map(|x| ((x / d).round() as i8) as u8));
+        }
+        raw
+    }
+
     /// Repacking (pairs of blocks interleaved, an odd last block alone) keeps
     /// every weight: rows read back equal GGML's own dequantization.
     #[test]
@@ -511,21 +522,23 @@ mod tests {
 
     #[test]
     fn multi_token_products_equal_single_ones() {
-        // 9 blocks per row: four interleaved pairs and an odd last block.
+        // 9 blocks per row: eight taken together (four interleaved pairs for
+        // Q4_1) and an odd last block.
         let (rows, cols, t) = (5, 288, 7);
         let x = random(t * cols, 5);
         let mut a = QActs::default();
         a.quantize(&x, t, cols);
-        let w = QMatrix::from_ggml(3, rows, cols, &q4_1_raw(rows, cols)).expect("q4_1");
+        let q41 = QMatrix::from_ggml(3, rows, cols, &q4_1_raw(rows, cols)).expect("q4_1");
+        let q80 = QMatrix::from_ggml(8, rows, cols, &q8_0_raw(rows, cols)).expect("q8_0");
         let k = kernels();
-        for t0 in [0, 3] {
+        for (w, t0) in [(&q41, 0), (&q41, 3), (&q80, 0), (&q80, 3)] {
             let nt = (t - t0).min(4);
             let mut bufs = vec![vec![0f32; rows - 1]; nt];
             let mut outs: Vec<&mut [f32]> = bufs.iter_mut().map(|b| b.as_mut_slice()).collect();
-            (k.dot_rows_n)(&w, 1, &a, t0, &mut outs);
+            (k.dot_rows_n)(w, 1, &a, t0, &mut outs);
             for (i, b) in bufs.iter().enumerate() {
                 let mut one = vec![0f32; rows - 1];
-                (k.dot_rows)(&w, 1, &a, t0 + i, &mut one);
+                (k.dot_rows)(w, 1, &a, t0 + i, &mut one);
                 for (p, q) in b.iter().zip(&one) {
                     assert!((p - q).abs() <= 1e-4 * q.abs().max(1.0), "{p} vs {q}");
                 }
@@ -594,14 +607,7 @@ mod tests {
         let mut a = QActs::default();
         a.quantize(&x, t, cols);
         let q41 = QMatrix::from_ggml(3, rows, cols, &q4_1_raw(rows, cols)).expect("q4_1");
-        let mut q80raw = Vec::new();
-        for b in random(rows * cols, 11).chunks(QK) {
-            let amax = b.iter().fold(0f32, |m, x| m.max(x.abs()));
-            let d = amax / 127.0;
-            q80raw.extend_from_slice(&f16::from_f32(d).to_bits().to_le_bytes());
-            q80raw.extend(b.iter().map(|x| ((x / d).round() as i8) as u8));
-        }
-        let q80 = QMatrix::from_ggml(8, rows, cols, &q80raw).expect("q8_0");
+        let q80 = QMatrix::from_ggml(8, rows, cols, &q8_0_raw(rows, cols)).expect("q8_0");
         for w in [&q41, &q80] {
             for tt in 0..t {
                 let mut want = vec![0f32; rows];
