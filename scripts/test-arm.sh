@@ -31,6 +31,7 @@ rust-version = "1.85"
 [dependencies]
 candle-core = "0.11.1"
 half = "2"
+libc = "0.2"
 memmap2 = "0.9"
 serde = { version = "1", features = ["derive"] }
 serde_json = "1"
