@@ -74,13 +74,14 @@ pub fn classify(store: &Store, catalog: &Catalog, a: ClassifyArgs) -> Result<()>
         let info = db.run(run_id)?;
         let mut config: RunConfig =
             serde_json::from_str(&info.config_json).context("the run's settings are unreadable")?;
+        let now = crate::db::now_s();
         if info.status == "done" {
             eprintln!("run {run_id} was already finished");
-        } else if !info.is_resumable(crate::db::now_s()) {
+        } else if !info.is_resumable(now) {
             bail!(
                 "run {run_id} is still being classified by another duet (it saved a row {} s ago). \
                  Stop it there, or wait {} minutes after it stops saving rows, then resume.",
-                crate::db::now_s() - info.updated_at,
+                now - info.updated_at,
                 RunInfo::STALE_AFTER_S / 60
             );
         }

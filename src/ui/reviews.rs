@@ -223,7 +223,7 @@ impl ReviewsScreen {
     /// The classifier for the chosen backend, or why there is none yet.
     fn classifier(
         &self,
-        services: &mut Services,
+        services: &Services,
         config: &RunConfig,
         cancel: &Cancel,
     ) -> Result<Box<dyn Classifier + Send>, String> {
