@@ -39,7 +39,7 @@ pub const EXAMPLE_REVIEWS: [&str; 5] = [
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClassifyError {
-    #[error("classifying needs at least two labels, e.g. --labels positive,negative (got: {0})")]
+    #[error("classifying needs at least two labels, such as positive, negative (got: {0})")]
     TooFewLabels(String),
     #[error("the instruction must say where the review goes with {{review}}")]
     NoPlaceholder,
