@@ -7,6 +7,7 @@
 
 pub mod gguf;
 pub mod kernels;
+pub mod kv;
 pub mod llama;
 pub mod model;
 pub mod sampler;
@@ -15,6 +16,7 @@ pub mod tokenizer;
 
 use super::{Backend, Cancel, Completion, DataLocation, Event, FinishReason, GenRequest, Timings, Usage};
 use gguf::{Gguf, ModelFacts};
+use kv::KvCache;
 use model::Weights;
 use sampler::Sampler;
 use std::path::Path;
@@ -62,8 +64,8 @@ pub struct LocalModel {
     template: ChatTemplate,
     pub facts: ModelFacts,
     pub context_length: usize,
-    /// Tokens whose keys and values are in the cache, in order.
-    cached: Vec<u32>,
+    /// Which tokens the weights' KV cache holds, and how far back it can go.
+    kv: KvCache,
     pub load_ms: f64,
 }
 
@@ -101,13 +103,13 @@ impl LocalModel {
         let token_text = |id: Option<u32>| id.map(|i| tokenizer.piece(i).to_string()).unwrap_or_default();
         let template = ChatTemplate::new(&template_src, &token_text(tokenizer.bos_id), &token_text(tokenizer.eos_id))?;
         Ok(LocalModel {
+            kv: weights.kv_cache(),
             weights,
             device,
             tokenizer,
             template,
             facts,
             context_length,
-            cached: Vec::new(),
             load_ms: start.elapsed().as_secs_f64() * 1e3,
         })
     }
@@ -163,57 +165,47 @@ impl LocalModel {
     /// Run `ids` through the model and return the last position's logits,
     /// reusing whatever prefix is already in the KV cache.
     fn prefill(&mut self, ids: &[u32]) -> Result<(Vec<f32>, usize), EngineError> {
-        let common = self.cached.iter().zip(ids).take_while(|(a, b)| a == b).count();
-        // duet's own engine overwrites the cache from any position; candle's
-        // models can only append to it, so they reuse only a full match.
-        let can_truncate = matches!(self.weights, Weights::Fast(_));
-        let reuse = if can_truncate {
-            common.min(ids.len() - 1)
-        } else if common == self.cached.len() && common < ids.len() {
-            common
-        } else {
-            0
-        };
-        self.cached.truncate(reuse);
-        if reuse == 0 {
-            self.cached.clear();
-        }
-        let logits = self.weights.forward(&ids[reuse..], reuse, &self.device)?;
-        self.cached.extend_from_slice(&ids[reuse..]);
+        let reuse = self.kv.reuse(ids);
+        let logits = self.feed(&ids[reuse..])?;
         Ok((logits, reuse))
     }
 
     fn step(&mut self, id: u32) -> Result<Vec<f32>, EngineError> {
-        let pos = self.cached.len();
-        let logits = self.weights.forward(&[id], pos, &self.device)?;
-        self.cached.push(id);
+        self.feed(&[id])
+    }
+
+    /// Run `ids` at the end of the cache; the last one's logits.
+    fn feed(&mut self, ids: &[u32]) -> Result<Vec<f32>, EngineError> {
+        let logits = self.weights.forward(ids, self.kv.len(), &self.device)?;
+        self.kv.fed(ids);
         Ok(logits)
     }
 
-    /// Teacher-forced logits at every position of `ids` (one step at a time;
-    /// used to check the engine against a reference).
+    /// Run `ids` at the end of the cache; the logits at each of them.
+    fn feed_each(&mut self, ids: &[u32]) -> Result<Vec<Vec<f32>>, EngineError> {
+        let rows = self.weights.forward_each(ids, self.kv.len(), &self.device)?;
+        self.kv.fed(ids);
+        Ok(rows)
+    }
+
+    /// Teacher-forced logits at every position of `ids`, from an empty cache
+    /// (used to check the engine against a reference).
     pub fn logits_each(&mut self, ids: &[u32]) -> Result<Vec<Vec<f32>>, EngineError> {
-        self.cached.clear();
-        if let Some(all) = self.weights.forward_all(ids, 0) {
-            self.cached.extend_from_slice(ids);
-            let vocab = all.len() / ids.len();
-            return Ok(all.chunks_exact(vocab).map(<[f32]>::to_vec).collect());
-        }
-        let mut out = Vec::with_capacity(ids.len());
-        for (pos, &id) in ids.iter().enumerate() {
-            out.push(self.weights.forward(&[id], pos, &self.device)?);
-            self.cached.push(id);
-        }
-        Ok(out)
+        self.kv.reset();
+        self.feed_each(ids)
     }
 
-    /// Feed `ids` at positions `pos..` and return the last logits (benchmarks;
-    /// the cache is assumed to hold exactly `pos` tokens).
+    /// Feed `ids` at positions `pos..` and return the last logits (benchmarks).
+    /// The cache goes back to `pos` tokens first; the benchmarks only ever
+    /// start at 0 or go on from where it ends, which every cache can do.
     pub fn forward_raw(&mut self, ids: &[u32], pos: usize) -> Result<Vec<f32>, EngineError> {
-        self.cached.truncate(pos);
-        let logits = self.weights.forward(ids, pos, &self.device)?;
-        self.cached.extend_from_slice(ids);
-        Ok(logits)
+        let went_back = self.kv.rewind(pos);
+        debug_assert!(
+            went_back.is_ok() && self.kv.len() == pos,
+            "forward_raw at {pos}: the cache holds {} tokens",
+            self.kv.len()
+        );
+        self.feed(ids)
     }
 
     /// Threads doing the math (duet's kernels) or candle's default.
@@ -228,7 +220,7 @@ impl LocalModel {
 
     /// Forget the KV cache (the next request starts from scratch).
     pub fn reset(&mut self) {
-        self.cached.clear();
+        self.kv.reset();
     }
 
     /// Generate an answer. `on_delta` receives text as it is produced and
@@ -353,25 +345,21 @@ impl LocalModel {
             let mut sum = first[head as usize];
             if !rest.is_empty() {
                 let inputs = &cont[..cont.len() - 1];
-                let rows = match self.weights.forward_all(inputs, n) {
-                    Some(all) => all.chunks_exact(all.len() / inputs.len()).map(<[f32]>::to_vec).collect(),
-                    None => {
-                        // candle's models only append to their cache: score from a fresh prefill.
-                        self.cached.clear();
-                        self.prefill(&ids)?;
-                        let mut rows = Vec::with_capacity(inputs.len());
-                        for (i, &id) in inputs.iter().enumerate() {
-                            rows.push(self.weights.forward(&[id], n + i, &self.device)?);
-                        }
-                        self.cached.clear();
-                        rows
-                    }
-                };
+                // A cache that cannot drop the continuation afterwards scores
+                // each one after a fresh prefill of the prompt, so all of them
+                // see the same prompt keys.
+                if !self.kv.can_rewind() {
+                    self.kv.reset();
+                    self.prefill(&ids)?;
+                }
+                let rows = self.feed_each(inputs)?;
                 for (row, &next) in rows.iter().zip(rest) {
                     sum += log_softmax(row)[next as usize];
                 }
-                // The continuation's keys are past the prompt; the next forward overwrites them.
-                self.cached.truncate(n);
+                // Back to the prompt: the continuation's keys are past it, and
+                // the next forward overwrites them. An append-only cache can't
+                // drop them and starts over; the next prefill recomputes the prompt.
+                let _ = self.kv.rewind(n);
             }
             logprobs.push(sum);
         }

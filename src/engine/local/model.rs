@@ -2,9 +2,11 @@
 //!
 //! Everything here is a next-token function: feed tokens at a position, get the
 //! logits of the last one. The KV cache lives inside the weights; `pos == 0`
-//! starts a fresh sequence.
+//! starts a fresh sequence. Which tokens it holds, and how far back it can go,
+//! is kept beside it by [`super::kv::KvCache`].
 
 use super::gguf::Gguf;
+use super::kv::KvCache;
 use super::llama::FastLlama;
 use candle_core::{Device, Tensor};
 use candle_transformers::models::{quantized_gemma3, quantized_llama, quantized_phi3, quantized_qwen2};
@@ -105,12 +107,23 @@ impl Weights {
 }
 
 impl Weights {
-    /// Logits at every position of `tokens` (row-major), when the backend can
-    /// produce them in one pass; `None` otherwise.
-    pub fn forward_all(&mut self, tokens: &[u32], pos: usize) -> Option<Vec<f32>> {
+    /// Logits at every position of `tokens`, which sit at positions
+    /// `pos..pos+len`: in one pass with duet's kernels; candle's models give
+    /// only the last position's, so there it is one token at a time.
+    pub fn forward_each(&mut self, tokens: &[u32], pos: usize, device: &Device) -> Result<Vec<Vec<f32>>, ModelError> {
+        if let Weights::Fast(m) = self {
+            let all = m.forward(tokens, pos, true);
+            return Ok(all.chunks_exact(all.len() / tokens.len()).map(<[f32]>::to_vec).collect());
+        }
+        tokens.iter().enumerate().map(|(i, &id)| self.forward(&[id], pos + i, device)).collect()
+    }
+
+    /// An empty record of this implementation's KV cache: duet's kernels
+    /// overwrite it from any position, candle's models only append to it.
+    pub fn kv_cache(&self) -> KvCache {
         match self {
-            Weights::Fast(m) => Some(m.forward(tokens, pos, true)),
-            _ => None,
+            Weights::Fast(_) => KvCache::rewindable(),
+            Weights::Llama(_) | Weights::Qwen2(_) | Weights::Gemma3(_) | Weights::Phi3(_) => KvCache::append_only(),
         }
     }
 
