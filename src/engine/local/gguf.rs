@@ -103,7 +103,7 @@ impl Gguf {
         self.u32(&format!("{arch}.{suffix}"))
     }
 
-    /// Facts shown to people (`duet models`, `--verbose`).
+    /// Facts shown to people (`duet models`, `duet bench`, the Models screen).
     pub fn summary(&self) -> ModelFacts {
         let arch = self.architecture().unwrap_or("unknown").to_string();
         let n_layers = self.arch_u32("block_count").unwrap_or(0);

@@ -1,4 +1,8 @@
-//! The local engine: a GGUF model on this computer's CPU (or GPU), through candle.
+//! The local engine: a GGUF model on this computer's CPU (or GPU).
+//!
+//! duet's own kernels (`llama.rs` on `kernels/`) run llama-architecture files
+//! on the CPU; candle runs the other architectures, and every model on a GPU
+//! (see [`model::Weights`]).
 //!
 //! [`LocalModel`] is the synchronous core: encode a conversation, reuse the KV
 //! cache for a shared prefix, sample, stream text. [`LocalEngine`] puts one
@@ -128,7 +132,7 @@ impl LocalModel {
         Ok(ids)
     }
 
-    /// The rendered prompt text (for `--verbose` and debugging).
+    /// The rendered prompt text (for tests and debugging).
     pub fn render_chat(&self, messages: &[Message]) -> Result<String, EngineError> {
         Ok(self.template.render(messages, true)?)
     }

@@ -24,7 +24,7 @@ pub enum ModelError {
 }
 
 pub enum Weights {
-    /// duet's own kernels (llama with Q4_0/Q4_1/Q8_0 matrices).
+    /// duet's own kernels (llama with Q4_0/Q4_1/Q8_0/Q4_K/Q6_K matrices, on the CPU).
     Fast(Box<FastLlama>),
     Llama(quantized_llama::ModelWeights),
     Qwen2(quantized_qwen2::ModelWeights),
@@ -134,7 +134,7 @@ impl Weights {
         }
     }
 
-    /// Which implementation runs the file (shown by `duet bench` and `--verbose`).
+    /// Which implementation runs the file (shown by `duet bench`).
     pub fn backend_name(&self) -> String {
         match self {
             Weights::Fast(m) => format!("duet kernels ({}, {} threads)", super::kernels::kernels().name, m.threads()),
