@@ -482,6 +482,7 @@ fn attention(
                     max = max.max(*s);
                 }
                 let inv = 1.0 / (k.exp_sum)(sc, max);
+                // SAFETY: this unit, hence task (ti, h) and its output, is this thread's alone.
                 let o = unsafe { out_shared.slice(ti * q_dim + h * hd..ti * q_dim + (h + 1) * hd) };
                 (k.weighted_sum)(sc, &v_cache[kvh * hd..], kv_dim, o);
                 for v in o.iter_mut() {

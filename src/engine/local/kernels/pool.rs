@@ -28,10 +28,16 @@ struct Shared {
     claimed: Vec<AtomicBool>,
 }
 
-// SAFETY: `job` is written only by `run` while no worker is inside a job (every
-// claimed share of the previous one finished), and read by a worker only after
-// it claimed a share, which the caller allowed after writing `job`.
+// SAFETY: every field but `job` is an atomic or a Vec of atomics. `job` is
+// written only by `run` while no worker is inside a job (`run` returned only
+// after every claimed share of the previous one finished), and read by a worker
+// only after it claimed a share, which `run` allowed by resetting `claimed`
+// after writing `job` (the SeqCst reset and swap order the write before the
+// read). The job itself is `Fn + Sync`, so several threads may call it at once.
 unsafe impl Sync for Shared {}
+// SAFETY: the raw pointer in `job` is the only field that is not `Send`. It is
+// plain data here: moving or dropping `Shared` never touches what it points to,
+// and it is only dereferenced under the protocol described above.
 unsafe impl Send for Shared {}
 
 pub struct Pool {
@@ -159,6 +165,8 @@ fn worker(s: Arc<Shared>, i: usize, n: usize) {
         if !s.claimed[i].swap(true, Ordering::SeqCst) {
             // SAFETY: see above.
             if let Some(job) = unsafe { *s.job.get() } {
+                // SAFETY: the job is alive: `run` waits for this share's
+                // `done` increment below before it returns.
                 unsafe { (*job)(i, n) };
             }
             s.done.fetch_add(1, Ordering::Release);
@@ -185,7 +193,14 @@ pub struct SharedMut<T> {
     len: usize,
 }
 
+// SAFETY: a `SharedMut` is a pointer and a length; moving it touches no `T`.
+// Elements are reached only through the unsafe `slice`, whose contract leaves
+// each element to one thread at a time: the same as handing disjoint parts of a
+// `&mut [T]` to other threads, which needs `T: Send` (and not `T: Sync`).
 unsafe impl<T: Send> Send for SharedMut<T> {}
+// SAFETY: sharing one between threads only lets each call `slice`, under the
+// same contract: live slices never overlap, so no element is reached by two
+// threads at once.
 unsafe impl<T: Send> Sync for SharedMut<T> {}
 
 impl<T> SharedMut<T> {
@@ -194,10 +209,15 @@ impl<T> SharedMut<T> {
     }
 
     /// # Safety
-    /// No two threads may hold overlapping ranges at the same time.
+    /// Slices taken from it that are alive at the same time, in any threads,
+    /// must not overlap; and the slice given to [`SharedMut::new`] must
+    /// outlive them, nothing else touching it meanwhile (a `SharedMut` does
+    /// not borrow it).
     #[allow(clippy::mut_from_ref)]
     pub unsafe fn slice(&self, range: std::ops::Range<usize>) -> &mut [T] {
         assert!(range.start <= range.end && range.end <= self.len, "SharedMut: range out of bounds");
+        // SAFETY: the range lies inside the slice (checked above), which the
+        // caller keeps alive and lets no one else reach while this one lives.
         unsafe { std::slice::from_raw_parts_mut(self.ptr.add(range.start), range.end - range.start) }
     }
 }
