@@ -4,7 +4,6 @@
 //! template, context length) comes from here, so a single `.gguf` is a whole model.
 
 use candle_core::quantized::gguf_file::{Content, Value};
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
@@ -59,10 +58,6 @@ impl Gguf {
             return Err(GgufError::Truncated { path: shown, needed, actual: file_size_bytes });
         }
         Ok((Gguf { content, file_size_bytes }, reader))
-    }
-
-    pub fn metadata(&self) -> &HashMap<String, Value> {
-        &self.content.metadata
     }
 
     pub fn get(&self, key: &str) -> Option<&Value> {

@@ -101,7 +101,7 @@ impl LocalModel {
             })
         } else {
             let tokenizer = Tokenizer::from_gguf(&g);
-            (tokenizer, Weights::load(g, &mut reader, &device, context_length, threads))
+            (tokenizer, Weights::load_candle(g, &mut reader, &device))
         };
         let (tokenizer, weights) = (tokenizer?, weights?);
         let token_text = |id: Option<u32>| id.map(|i| tokenizer.piece(i).to_string()).unwrap_or_default();

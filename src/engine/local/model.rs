@@ -48,19 +48,6 @@ impl Weights {
         FastLlama::load(g, file, ctx, threads).map(|m| Weights::Fast(Box::new(m))).map_err(ModelError::Load)
     }
 
-    pub fn load(
-        g: Gguf,
-        reader: &mut std::io::BufReader<std::fs::File>,
-        device: &Device,
-        ctx: usize,
-        threads: usize,
-    ) -> Result<Self, ModelError> {
-        if Self::runs_fast(&g, device) {
-            return Self::load_fast(&g, reader.get_ref(), ctx, threads);
-        }
-        Self::load_candle(g, reader, device)
-    }
-
     /// candle's implementation, whatever the file (also the tests' second opinion).
     pub fn load_candle(
         g: Gguf,
