@@ -57,12 +57,11 @@ pub struct BenchReport {
 }
 
 /// Classify duet's evaluation set with a fresh engine: (reviews/s, accuracy).
-fn classify_speed(path: &Path, threads: usize) -> Result<(f64, f64), String> {
+fn classify_speed(path: &Path, threads: usize) -> Result<(f64, f64), crate::tasks::classify::ClassifyError> {
     use crate::tasks::classify::{Classifier, ClassifyConfig, LocalClassifier, EVAL_CSV};
-    let engine = crate::engine::local::LocalEngine::start(path, LoadOptions { context_length: 1024, threads })
-        .map_err(|e| e.to_string())?;
+    let engine = crate::engine::local::LocalEngine::start(path, LoadOptions { context_length: 1024, threads })?;
     let labels = vec!["positive".to_string(), "negative".to_string()];
-    let mut c = LocalClassifier::new(engine, ClassifyConfig::new(labels)).map_err(|e| e.to_string())?;
+    let mut c = LocalClassifier::new(engine, ClassifyConfig::new(labels))?;
     let rows: Vec<(String, String)> = csv::Reader::from_reader(EVAL_CSV.as_bytes())
         .records()
         .filter_map(Result::ok)
@@ -147,7 +146,7 @@ pub fn run(path: &Path, opts: &BenchOptions, progress: &mut dyn FnMut(&str)) -> 
     progress("time to first token");
     // 40 tokens with SmolLM2's chat template, as in the target.
     let question = "What is the capital of France? Be brief.";
-    let req = GenRequest { max_tokens: 1, ..GenRequest::new(vec![Message::new("user", question)]) };
+    let req = GenRequest { max_tokens: 1, ..GenRequest::new(vec![Message::user(question)]) };
     let mut ttfts = Vec::new();
     let mut ttft_prompt_tokens = 0;
     for _ in 0..opts.repetitions.max(1) {
@@ -164,7 +163,7 @@ pub fn run(path: &Path, opts: &BenchOptions, progress: &mut dyn FnMut(&str)) -> 
 
     let (reviews_per_s, review_accuracy) = if opts.classify && facts.architecture == "llama" {
         progress("classifying 240 reviews");
-        let (r, a) = classify_speed(path, opts.threads)?;
+        let (r, a) = classify_speed(path, opts.threads).map_err(|e| e.to_string())?;
         (Some(r), Some(a))
     } else {
         (None, None)

@@ -6,6 +6,8 @@
 //! WAL mode lets the GUI read while a batch job writes. Secrets never come
 //! here: callers store profile *names*, never keys.
 
+use crate::engine::{BackendSpec, Role};
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -106,8 +108,7 @@ pub struct Db {
 pub struct Conversation {
     pub id: i64,
     pub title: String,
-    /// "local" or "cloud:PROFILE".
-    pub backend: String,
+    pub backend: BackendSpec,
     pub settings_json: String,
     pub updated_at: i64,
 }
@@ -116,7 +117,7 @@ pub struct Conversation {
 pub struct StoredMessage {
     pub id: i64,
     pub seq: i64,
-    pub role: String,
+    pub role: Role,
     pub content: String,
     /// Which model answered ("SmolLM2-135M-Instruct.Q4_1.gguf").
     pub backend_label: String,
@@ -126,9 +127,9 @@ pub struct StoredMessage {
 }
 
 /// A message to append (the database assigns id and order).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct NewMessage {
-    pub role: String,
+    pub role: Role,
     pub content: String,
     pub backend_label: String,
     pub location: String,
@@ -137,7 +138,13 @@ pub struct NewMessage {
 
 impl NewMessage {
     pub fn user(content: &str) -> Self {
-        NewMessage { role: "user".into(), content: content.into(), ..Default::default() }
+        NewMessage {
+            role: Role::User,
+            content: content.into(),
+            backend_label: String::new(),
+            location: String::new(),
+            metrics_json: String::new(),
+        }
     }
 }
 
@@ -169,9 +176,9 @@ pub struct RunRow {
 pub struct RunInfo {
     pub id: i64,
     pub source: String,
-    pub backend: String,
+    pub backend: BackendSpec,
     pub config_json: String,
-    pub status: String,
+    pub status: RunStatus,
     pub rows: i64,
     pub created_at: i64,
     pub updated_at: i64,
@@ -187,11 +194,94 @@ impl RunInfo {
     /// Whether "Resume" makes sense: stopped, failed, or cut short, but not
     /// finished and not still moving in another process.
     pub fn is_resumable(&self, now: i64) -> bool {
-        match self.status.as_str() {
-            "done" => false,
-            "running" => now - self.updated_at > Self::STALE_AFTER_S,
-            _ => true,
+        match self.status {
+            RunStatus::Done => false,
+            RunStatus::Running => now - self.updated_at > Self::STALE_AFTER_S,
+            RunStatus::Cancelled | RunStatus::Failed => true,
         }
+    }
+}
+
+/// Where a classification run stands; stored as its lowercase name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    Running,
+    Done,
+    Cancelled,
+    Failed,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Done => "done",
+            RunStatus::Cancelled => "cancelled",
+            RunStatus::Failed => "failed",
+        }
+    }
+}
+
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for RunStatus {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        [RunStatus::Running, RunStatus::Done, RunStatus::Cancelled, RunStatus::Failed]
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| format!("unknown run status '{s}'"))
+    }
+}
+
+// The typed names are stored as the text they print, so older databases read unchanged.
+fn sql_text<T: std::str::FromStr>(v: ValueRef<'_>) -> FromSqlResult<T>
+where
+    T::Err: std::fmt::Display,
+{
+    let s = v.as_str()?;
+    s.parse().map_err(|e: T::Err| FromSqlError::Other(e.to_string().into()))
+}
+
+impl ToSql for RunStatus {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.as_str()))
+    }
+}
+
+impl FromSql for RunStatus {
+    fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
+        sql_text(v)
+    }
+}
+
+impl ToSql for Role {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.as_str()))
+    }
+}
+
+impl FromSql for Role {
+    fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
+        sql_text(v)
+    }
+}
+
+impl ToSql for BackendSpec {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.to_string()))
+    }
+}
+
+impl FromSql for BackendSpec {
+    fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
+        sql_text(v)
     }
 }
 
@@ -251,7 +341,7 @@ impl Db {
 
     // ---- conversations ----
 
-    pub fn create_conversation(&self, title: &str, backend: &str, settings_json: &str) -> Result<i64, DbError> {
+    pub fn create_conversation(&self, title: &str, backend: &BackendSpec, settings_json: &str) -> Result<i64, DbError> {
         let now = now_s();
         self.conn.execute(
             "INSERT INTO conversations (title, backend, settings_json, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4)",
@@ -278,8 +368,8 @@ impl Db {
         self.update_conversation(id, "title", title)
     }
 
-    pub fn set_conversation_backend(&self, id: i64, backend: &str) -> Result<(), DbError> {
-        self.update_conversation(id, "backend", backend)
+    pub fn set_conversation_backend(&self, id: i64, backend: &BackendSpec) -> Result<(), DbError> {
+        self.update_conversation(id, "backend", &backend.to_string())
     }
 
     pub fn set_conversation_settings(&self, id: i64, settings_json: &str) -> Result<(), DbError> {
@@ -403,7 +493,7 @@ impl Db {
 
     // ---- classification runs ----
 
-    pub fn create_run(&self, source: &str, backend: &str, config_json: &str) -> Result<i64, DbError> {
+    pub fn create_run(&self, source: &str, backend: &BackendSpec, config_json: &str) -> Result<i64, DbError> {
         let now = now_s();
         self.conn.execute(
             "INSERT INTO runs (source, backend, config_json, status, created_at, updated_at) VALUES (?1, ?2, ?3, 'running', ?4, ?4)",
@@ -412,7 +502,7 @@ impl Db {
         Ok(self.conn.last_insert_rowid())
     }
 
-    pub fn set_run_status(&self, run_id: i64, status: &str) -> Result<(), DbError> {
+    pub fn set_run_status(&self, run_id: i64, status: RunStatus) -> Result<(), DbError> {
         self.conn
             .execute("UPDATE runs SET status = ?1, updated_at = ?2 WHERE id = ?3", params![status, now_s(), run_id])?;
         Ok(())
@@ -626,22 +716,22 @@ mod tests {
         ui.conversations().unwrap();
         ui.runs().unwrap();
         assert_eq!(ui.revision(), start, "reads leave it");
-        let run = worker.create_run("reviews.csv", "local", "{}").unwrap();
+        let run = worker.create_run("reviews.csv", &BackendSpec::Local, "{}").unwrap();
         let after_worker = ui.revision();
         assert_ne!(after_worker, start, "another connection's write moves it");
-        ui.set_run_status(run, "done").unwrap();
+        ui.set_run_status(run, RunStatus::Done).unwrap();
         assert_ne!(ui.revision(), after_worker, "its own write moves it");
     }
 
     #[test]
     fn resume_is_offered_for_stopped_and_cut_short_runs_only() {
         let db = Db::in_memory().unwrap();
-        let run = db.create_run("reviews.csv", "local", "{}").unwrap();
+        let run = db.create_run("reviews.csv", &BackendSpec::Local, "{}").unwrap();
         let info = db.run(run).unwrap();
         let now = info.updated_at;
         assert!(!info.is_resumable(now), "still moving (in another window, say)");
         assert!(info.is_resumable(now + RunInfo::STALE_AFTER_S + 1), "cut short: the app closed mid-run");
-        for (status, offered) in [("cancelled", true), ("failed", true), ("done", false)] {
+        for (status, offered) in [(RunStatus::Cancelled, true), (RunStatus::Failed, true), (RunStatus::Done, false)] {
             db.set_run_status(run, status).unwrap();
             assert_eq!(db.run(run).unwrap().is_resumable(now), offered, "{status}");
         }
@@ -650,7 +740,7 @@ mod tests {
     #[test]
     fn history_round_trips_and_searches() {
         let mut db = Db::in_memory().unwrap();
-        let c = db.create_conversation("Trip", "local", "{}").unwrap();
+        let c = db.create_conversation("Trip", &BackendSpec::Local, "{}").unwrap();
         db.append_messages(c, &[NewMessage::user("Is there parking for employees?"), NewMessage::user("thanks")])
             .unwrap();
         let msgs = db.messages(c).unwrap();

@@ -1,7 +1,8 @@
-//! How slow work reports progress and learns it should stop.
+//! How slow work reports progress, learns it should stop, and wakes whoever
+//! is waiting for it.
 //!
 //! The store and the engine take a `&dyn Progress`, so the terminal shows an
-//! indicatif bar and the GUI (later) its own widget, from the same code.
+//! indicatif bar and the GUI its own widget, from the same code.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -44,6 +45,61 @@ impl Cancel {
     }
     pub fn reset(&self) {
         self.0.store(false, Ordering::SeqCst);
+    }
+}
+
+/// "Something arrived": a worker calls it after it sends, so a window redraws
+/// when there is news instead of on a timer. The default wakes nobody (the
+/// terminal blocks on its channels and needs no telling).
+#[derive(Clone, Default)]
+pub struct Wake(Option<Arc<dyn Fn() + Send + Sync>>);
+
+impl Wake {
+    pub fn new(wake: impl Fn() + Send + Sync + 'static) -> Self {
+        Wake(Some(Arc::new(wake)))
+    }
+
+    pub fn is_set(&self) -> bool {
+        self.0.is_some()
+    }
+
+    pub fn wake(&self) {
+        if let Some(w) = &self.0 {
+            w();
+        }
+    }
+
+    /// `rx`'s messages, each followed by a wake. The forwarding thread ends
+    /// when `rx` closes, or when the returned receiver is dropped and the next
+    /// message finds nobody to take it. Without a waker, `rx` itself.
+    pub fn forward<T: Send + 'static>(&self, rx: std::sync::mpsc::Receiver<T>) -> std::sync::mpsc::Receiver<T> {
+        if self.0.is_none() {
+            return rx;
+        }
+        let (tx, out) = std::sync::mpsc::channel();
+        let wake = self.clone();
+        let spawned = std::thread::Builder::new().name("duet-wake".into()).spawn(move || {
+            for message in rx {
+                if tx.send(message).is_err() {
+                    break;
+                }
+                wake.wake();
+            }
+            // The sender is gone: a last wake so the window sees it closed.
+            wake.wake();
+        });
+        match spawned {
+            Ok(_) => out,
+            // No thread to spare: a closed channel, which the reader reports as
+            // an answer that never came (rare, and better than a window that never redraws).
+            Err(_) => std::sync::mpsc::channel().1,
+        }
+    }
+}
+
+impl std::fmt::Debug for Wake {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "Wake(set)" } else { "Wake(none)" })
     }
 }
 

@@ -7,7 +7,7 @@
 //! loopback requires a token; errors use OpenAI's JSON shape.
 
 use crate::engine::local::LocalEngine;
-use crate::engine::{Cancel, Event, FinishReason, GenRequest, Message, SamplingParams};
+use crate::engine::{Cancel, Event, FinishReason, GenRequest, Message, Role, SamplingParams};
 use crate::secret::Secret;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -268,7 +268,15 @@ async fn chat(State(s): State<Arc<AppState>>, headers: HeaderMap, body: Result<B
                 "message content must be a string or a list of text parts",
             );
         };
-        messages.push(Message { role: m.role.clone(), content: text });
+        let Ok(role) = m.role.parse::<Role>() else {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "invalid_role",
+                format!("unknown message role '{}'; use system, user, assistant or tool", m.role),
+            );
+        };
+        messages.push(Message { role, content: text });
     }
     if messages.is_empty() {
         return error(
@@ -366,7 +374,9 @@ async fn whole_response(mut rx: mpsc::Receiver<Event>, id: String, created: u64,
                 }))
                 .into_response()
             }
-            Event::Error(e) => return error(StatusCode::BAD_REQUEST, "invalid_request_error", "generation_failed", e),
+            Event::Error(e) => {
+                return error(StatusCode::BAD_REQUEST, "invalid_request_error", "generation_failed", e.to_string())
+            }
         }
     }
     error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "engine_stopped", "the model stopped without an answer")
@@ -432,8 +442,7 @@ fn stream_response(
                     Some(Event::Error(e)) => {
                         guard.1 = true;
                         phase = 2;
-                        let err =
-                            json!({ "error": { "message": e, "type": "server_error", "code": "generation_failed" } });
+                        let err = json!({ "error": { "message": e.to_string(), "type": "server_error", "code": "generation_failed" } });
                         pending.push(SseEvent::default().data(err.to_string()));
                     }
                     None => return None,

@@ -4,13 +4,14 @@
 use super::{interrupt, resolve_model, start_engine};
 use crate::catalog::Catalog;
 use crate::config::Paths;
-use crate::db::{Db, RunInfo};
+use crate::db::Db;
 use crate::engine::cloud::CloudOptions;
+use crate::engine::BackendSpec;
 use crate::progress::TerminalBar;
 use crate::store::Store;
 use crate::tasks::classify::{
-    agreement, export_csv, parse_labels, summarize, Classifier, ClassifyConfig, CloudClassifier, LocalClassifier,
-    RunConfig, Summary, EXAMPLE_REVIEWS,
+    agreement, export_csv, parse_labels, plan_run, resume_run, start_run, summarize, Classifier, ClassifyConfig,
+    ClassifyError, CloudClassifier, LocalClassifier, RunConfig, Summary, EXAMPLE_REVIEWS,
 };
 use crate::tasks::input::Table;
 use anyhow::{bail, Context, Result};
@@ -35,8 +36,8 @@ pub struct ClassifyArgs {
     #[arg(long, default_value = "positive,negative")]
     pub labels: String,
     /// `local`, `cloud` (the first profile) or `cloud:NAME`. Give two to compare them.
-    #[arg(long, default_values_t = vec!["local".to_string()])]
-    pub backend: Vec<String>,
+    #[arg(long, default_values_t = vec![BackendSpec::Local])]
+    pub backend: Vec<BackendSpec>,
     /// The prompt; {review} marks where each review goes (default: the course's wording).
     #[arg(long)]
     pub instruction: Option<String>,
@@ -71,33 +72,23 @@ pub fn classify(store: &Store, catalog: &Catalog, a: ClassifyArgs) -> Result<()>
     let mut db = Db::open_default(&paths)?;
     let mut runs = Vec::new();
     if let Some(run_id) = a.resume {
-        let info = db.run(run_id)?;
-        let mut config: RunConfig =
-            serde_json::from_str(&info.config_json).context("the run's settings are unreadable")?;
-        let now = crate::db::now_s();
-        if info.status == "done" {
+        let mut resumed = match resume_run(&db, run_id, crate::db::now_s()) {
+            Err(ClassifyError::OtherModel(why)) => bail!("{why} (--model picks the model)"),
+            other => other?,
+        };
+        if resumed.was_done {
             eprintln!("run {run_id} was already finished");
-        } else if !info.is_resumable(now) {
-            bail!(
-                "run {run_id} is still being classified by another duet (it saved a row {} s ago). \
-                 Stop it there, or wait {} minutes after it stops saving rows, then resume.",
-                now - info.updated_at,
-                RunInfo::STALE_AFTER_S / 60
-            );
         }
-        let table = Table::open(std::path::Path::new(&info.source))?;
-        if info.backend == "local" {
+        if resumed.backend.is_local() {
             let path = resolve_model(store, catalog, a.model.model.as_deref())?;
-            let loaded = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            match config.claim_model(run_id, &loaded) {
-                Err(why) => bail!("{why} (--model picks the model)"),
-                Ok(true) => db.set_run_config(run_id, &serde_json::to_string(&config)?)?,
-                Ok(false) => {}
+            match resumed.claim_model(&db, &file_name(&path)) {
+                Err(ClassifyError::OtherModel(why)) => bail!("{why} (--model picks the model)"),
+                other => other?,
             }
         }
-        let mut classifier = make_classifier(store, catalog, &info.backend, &config.classify, &a)?;
-        run_one(&mut db, run_id, table, &config, classifier.as_mut(), a.json)?;
-        runs.push((run_id, info.backend.clone()));
+        let mut classifier = make_classifier(store, catalog, &resumed.backend, &resumed.config.classify, &a)?;
+        run_one(&mut db, run_id, resumed.table, &resumed.config, classifier.as_mut(), a.json)?;
+        runs.push((run_id, resumed.backend));
     } else {
         let source = match (&a.file, a.example) {
             (Some(f), _) => f.clone(),
@@ -118,35 +109,21 @@ pub fn classify(store: &Store, catalog: &Catalog, a: ClassifyArgs) -> Result<()>
         classify.examples = crate::tasks::classify::parse_examples(&a.shots, &classify.labels)?;
         classify.max_review_tokens = a.max_review_tokens.max(1);
         for backend in &a.backend {
-            let table = Table::open(&source)?;
-            let text_column = match &a.column {
-                Some(c) => table.headers[table.column(c)?].clone(),
-                None => table.headers[table.guess_text_column()].clone(),
-            };
-            if let Some(c) = &a.label_column {
-                table.column(c)?;
+            let mut plan = plan_run(&source, classify.clone(), a.column.as_deref(), a.label_column.as_deref(), None)?;
+            if backend.is_local() {
+                plan.config.model = Some(file_name(&resolve_model(store, catalog, a.model.model.as_deref())?));
             }
-            let model = if backend == "local" {
-                let path = resolve_model(store, catalog, a.model.model.as_deref())?;
-                path.file_name().map(|n| n.to_string_lossy().into_owned())
-            } else {
-                None
-            };
-            let config = RunConfig {
-                classify: classify.clone(),
-                text_column,
-                label_column: a.label_column.clone(),
-                headers: table.headers.clone(),
-                model,
-            };
-            let mut classifier = make_classifier(store, catalog, backend, &config.classify, &a)?;
-            let abs = std::fs::canonicalize(&source).unwrap_or(source.clone());
-            let run_id = db.create_run(&abs.to_string_lossy(), backend, &serde_json::to_string(&config)?)?;
-            run_one(&mut db, run_id, table, &config, classifier.as_mut(), a.json)?;
+            let mut classifier = make_classifier(store, catalog, backend, &plan.config.classify, &a)?;
+            let run_id = start_run(&db, &plan, backend)?;
+            run_one(&mut db, run_id, plan.table, &plan.config, classifier.as_mut(), a.json)?;
             runs.push((run_id, backend.clone()));
         }
     }
     report(&db, &runs, &a)
+}
+
+fn file_name(path: &std::path::Path) -> String {
+    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
 fn write_example(paths: &Paths) -> Result<PathBuf> {
@@ -159,11 +136,11 @@ fn write_example(paths: &Paths) -> Result<PathBuf> {
 fn make_classifier(
     store: &Store,
     catalog: &Catalog,
-    backend: &str,
+    backend: &BackendSpec,
     config: &ClassifyConfig,
     a: &ClassifyArgs,
 ) -> Result<Box<dyn Classifier>> {
-    if backend == "local" {
+    if backend.is_local() {
         let path = resolve_model(store, catalog, a.model.model.as_deref())?;
         let engine = start_engine(&path, 4096, a.threads)?;
         return Ok(Box::new(LocalClassifier::new(engine, config.clone())?));
@@ -203,7 +180,7 @@ fn run_one(
     Ok(())
 }
 
-fn report(db: &Db, runs: &[(i64, String)], a: &ClassifyArgs) -> Result<()> {
+fn report(db: &Db, runs: &[(i64, BackendSpec)], a: &ClassifyArgs) -> Result<()> {
     let mut summaries = Vec::new();
     for (run_id, backend) in runs {
         let info = db.run(*run_id)?;
@@ -215,10 +192,10 @@ fn report(db: &Db, runs: &[(i64, String)], a: &ClassifyArgs) -> Result<()> {
             let path = if summaries.is_empty() {
                 out.clone()
             } else {
-                out.with_extension(format!("{}.csv", backend.replace(':', "-")))
+                out.with_extension(format!("{}.csv", backend.to_string().replace(':', "-")))
             };
             let mut f = std::fs::File::create(&path).with_context(|| format!("could not write {}", path.display()))?;
-            export_csv(&config.headers, &rows, &mut f).map_err(anyhow::Error::msg)?;
+            export_csv(&config.headers, &rows, &mut f)?;
             eprintln!("wrote {}", path.display());
         }
         summaries.push((*run_id, backend.clone(), summary, rows));

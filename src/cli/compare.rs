@@ -5,7 +5,7 @@ use super::{interrupt, resolve_model, start_engine};
 use crate::catalog::Catalog;
 use crate::db::Db;
 use crate::engine::cloud::CloudOptions;
-use crate::engine::{GenRequest, Message, SamplingParams};
+use crate::engine::{system_and_user, BackendSpec, GenRequest, SamplingParams};
 use crate::store::Store;
 use crate::tasks::compare::{Comparison, Contender};
 use anyhow::{bail, Result};
@@ -16,8 +16,8 @@ use std::io::Write;
 pub struct CompareArgs {
     pub prompt: String,
     /// `local`, `cloud` (the first profile) or `cloud:NAME`; repeat for each column.
-    #[arg(long, default_values_t = vec!["local".to_string(), "cloud".to_string()])]
-    pub backend: Vec<String>,
+    #[arg(long, default_values_t = vec![BackendSpec::Local, BackendSpec::Cloud { profile: None }])]
+    pub backend: Vec<BackendSpec>,
     #[arg(long, short = 's')]
     pub system: Option<String>,
     #[arg(long, short = 't', default_value_t = 0.0)]
@@ -37,7 +37,7 @@ pub fn compare(store: &Store, catalog: &Catalog, a: CompareArgs) -> Result<()> {
     }
     let mut contenders = Vec::new();
     for spec in &a.backend {
-        if spec == "local" {
+        if spec.is_local() {
             let path = resolve_model(store, catalog, a.model.model.as_deref())?;
             let engine = start_engine(&path, 4096, 0)?;
             contenders.push(Contender { spec: spec.clone(), backend: Box::new(engine), prices: None });
@@ -45,16 +45,11 @@ pub fn compare(store: &Store, catalog: &Catalog, a: CompareArgs) -> Result<()> {
         }
         let profile = super::profile_for_backend(store, spec)?;
         let backend = crate::engine::cloud::backend_for(&profile, CloudOptions::default());
-        let spec = format!("cloud:{}", profile.name);
+        let spec = BackendSpec::cloud(&profile.name);
         contenders.push(Contender { spec, backend: Box::new(backend), prices: Some(catalog.prices_for(&profile)) });
     }
     let system = a.system.clone().unwrap_or_default();
-    let mut messages = Vec::new();
-    if !system.is_empty() {
-        messages.push(Message::new("system", &system));
-    }
-    messages.push(Message::new("user", &a.prompt));
-    let mut req = GenRequest::new(messages);
+    let mut req = GenRequest::new(system_and_user(a.system.as_deref(), &a.prompt));
     req.sampling = SamplingParams { temperature: a.temperature, ..SamplingParams::default() };
     req.max_tokens = a.max_tokens;
     let mut cmp = Comparison::start(contenders, &a.prompt, &system, req);
@@ -76,7 +71,7 @@ pub fn compare(store: &Store, catalog: &Catalog, a: CompareArgs) -> Result<()> {
         return Ok(());
     }
     for (i, c) in cmp.columns.iter().enumerate() {
-        writeln!(out, "── {} {} ({})", (b'A' + i as u8) as char, c.label, c.location_text())?;
+        writeln!(out, "── {} {} ({})", (b'A' + i as u8) as char, c.label, c.stats.location_text())?;
         match &c.error {
             Some(e) => writeln!(out, "error: {e}")?,
             None => writeln!(out, "{}", c.text.trim())?,
@@ -89,18 +84,18 @@ pub fn compare(store: &Store, catalog: &Catalog, a: CompareArgs) -> Result<()> {
         "", "1st tok", "total", "tok/s", "prompt", "answer", "cost"
     )?;
     for (i, c) in cmp.columns.iter().enumerate() {
-        let cost = c.cost_short();
+        let cost = c.stats.cost_short();
         writeln!(
             out,
             "{:<3} {:>7.0}ms {:>7.1}s {:>8.1} {:>7} {:>7} {:>13}  {}",
             (b'A' + i as u8) as char,
-            c.ttft_ms,
-            c.total_ms / 1e3,
-            c.tok_per_s,
-            c.prompt_tokens,
-            c.completion_tokens,
+            c.stats.ttft_ms,
+            c.stats.total_ms / 1e3,
+            c.stats.tok_per_s,
+            c.stats.prompt_tokens,
+            c.stats.completion_tokens,
             cost,
-            if c.error.is_some() { "failed".to_string() } else { c.location_text() }
+            if c.error.is_some() { "failed".to_string() } else { c.stats.location_text() }
         )?;
     }
     if cmp.columns.iter().all(|c| c.error.is_some()) {

@@ -7,7 +7,7 @@
 //! goes into the Authorization header and nowhere else, and is scrubbed from
 //! any text a server sends back.
 
-use super::{Backend, Cancel, Completion, DataLocation, Event, FinishReason, GenRequest, Timings, Usage};
+use super::{Backend, Cancel, Completion, DataLocation, Event, FinishReason, GenError, GenRequest, Timings, Usage};
 use crate::secret::Secret;
 use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
@@ -37,6 +37,24 @@ pub enum CloudError {
     Malformed { host: String, why: String },
     #[error("{host} closed the stream before the answer was finished. Try again.")]
     Truncated { host: String },
+}
+
+impl CloudError {
+    /// The same error with `scrub` applied to every text a server sent back
+    /// (a server may echo part of the key).
+    pub fn scrubbed(self, scrub: impl Fn(&str) -> String) -> Self {
+        match self {
+            CloudError::Server { host, status, attempts, message } => {
+                CloudError::Server { host, status, attempts, message: scrub(&message) }
+            }
+            CloudError::Rejected { host, status, message } => {
+                CloudError::Rejected { host, status, message: scrub(&message) }
+            }
+            CloudError::Unreachable { host, why } => CloudError::Unreachable { host, why: scrub(&why) },
+            CloudError::Malformed { host, why } => CloudError::Malformed { host, why: scrub(&why) },
+            other => other,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -143,7 +161,7 @@ impl CloudBackend {
             let result = me.run(&req, &cancel, Some(&tx)).await;
             let _ = tx.send(match result {
                 Ok(c) => Event::Done(c),
-                Err(e) => Event::Error(me.scrub(&e.to_string())),
+                Err(e) => Event::Error(e.scrubbed(|t| me.scrub(t)).into()),
             });
         });
         rx
@@ -366,23 +384,25 @@ impl CloudBackend {
         reqs: Vec<GenRequest>,
         concurrency: usize,
         cancel: &Cancel,
-    ) -> Vec<Result<Completion, String>> {
+    ) -> Vec<Result<Completion, GenError>> {
         let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
         let handles: Vec<_> = reqs
             .into_iter()
             .map(|req| {
                 let (me, gate, cancel) = (self.clone(), gate.clone(), cancel.clone());
                 crate::runtime().spawn(async move {
-                    let _slot = gate.acquire_owned().await.map_err(|e| e.to_string())?;
+                    // The semaphore is never closed, so a slot always comes.
+                    let _slot = gate.acquire_owned().await.map_err(|_| GenError::NoAnswer)?;
                     // No one reads deltas in a batch: pass no channel rather than one that fills up.
-                    me.run(&req, &cancel, None).await.map_err(|e| me.scrub(&e.to_string()))
+                    me.run(&req, &cancel, None).await.map_err(|e| GenError::from(e.scrubbed(|t| me.scrub(t))))
                 })
             })
             .collect();
         crate::runtime().block_on(async {
             let mut out = Vec::with_capacity(handles.len());
             for h in handles {
-                out.push(h.await.unwrap_or_else(|e| Err(e.to_string())));
+                // A task that panicked gave no answer.
+                out.push(h.await.unwrap_or(Err(GenError::NoAnswer)));
             }
             out
         })

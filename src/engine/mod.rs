@@ -6,11 +6,14 @@
 
 pub mod cloud;
 pub mod local;
+pub mod spec;
 
 pub use crate::progress::Cancel;
 pub use local::sampler::SamplingParams;
-pub use local::template::Message;
+pub use local::template::{system_and_user, Message, Role};
 use serde::{Deserialize, Serialize};
+pub use spec::BackendSpec;
+use std::sync::Arc;
 
 /// What to generate.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -99,14 +102,61 @@ pub enum Event {
     /// New text (never half a character).
     Delta(String),
     Done(Completion),
-    Error(String),
+    Error(GenError),
+}
+
+/// Why a backend gave no answer. It keeps its type from the backend to the
+/// screen, so callers can tell a rejected key from a prompt that is too long.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum GenError {
+    #[error(transparent)]
+    Local(Arc<local::EngineError>),
+    /// Already scrubbed of the key by the cloud backend.
+    #[error(transparent)]
+    Cloud(#[from] cloud::CloudError),
+    #[error("the backend stopped without an answer")]
+    NoAnswer,
+}
+
+impl From<local::EngineError> for GenError {
+    fn from(e: local::EngineError) -> Self {
+        GenError::Local(Arc::new(e))
+    }
 }
 
 /// Where a request's data goes: shown next to every answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum DataLocation {
+    #[default]
     ThisComputer,
     SentTo(String),
+}
+
+impl DataLocation {
+    pub fn is_local(&self) -> bool {
+        matches!(self, DataLocation::ThisComputer)
+    }
+
+    /// Read back what [`Display`](std::fmt::Display) wrote (stored answers keep the text).
+    pub fn parse(text: &str) -> Self {
+        match text.strip_prefix("sent to ") {
+            Some(host) => DataLocation::SentTo(host.to_string()),
+            None => DataLocation::ThisComputer,
+        }
+    }
+}
+
+// Stored as the sentence people see ("on this computer", "sent to HOST").
+impl Serialize for DataLocation {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for DataLocation {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(DataLocation::parse(&String::deserialize(d)?))
+    }
 }
 
 impl std::fmt::Display for DataLocation {
@@ -127,7 +177,7 @@ pub trait Backend: Send + Sync {
     fn generate(&self, req: GenRequest, cancel: Cancel) -> std::sync::mpsc::Receiver<Event>;
 
     /// Generate and wait for the whole answer.
-    fn complete(&self, req: GenRequest, cancel: Cancel) -> Result<Completion, String> {
+    fn complete(&self, req: GenRequest, cancel: Cancel) -> Result<Completion, GenError> {
         for event in self.generate(req, cancel) {
             match event {
                 Event::Delta(_) => {}
@@ -135,6 +185,6 @@ pub trait Backend: Send + Sync {
                 Event::Error(e) => return Err(e),
             }
         }
-        Err("the backend stopped without an answer".to_string())
+        Err(GenError::NoAnswer)
     }
 }

@@ -6,65 +6,33 @@
 //! The user's verdicts become preference pairs (`{"prompt","chosen","rejected"}`),
 //! the format RLHF/DPO training reads.
 
+use super::answer::AnswerStats;
+pub use super::answer::Contender;
 use crate::db::{Db, JudgedComparison};
-use crate::engine::{Backend, Cancel, Completion, Event, GenRequest};
+use crate::engine::{BackendSpec, Cancel, Completion, Event, GenError, GenRequest};
+use crate::progress::Wake;
 use serde::{Deserialize, Serialize};
 use std::sync::mpsc;
 use std::time::Instant;
 
-/// One backend to ask.
-pub struct Contender {
-    /// "local" or "cloud:NAME" (stored, to tally verdicts per backend).
-    pub spec: String,
-    pub backend: Box<dyn Backend>,
-    /// US dollars per million input and output tokens; None when free (local).
-    pub prices: Option<(f64, f64)>,
-}
-
 /// One column of a comparison.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Column {
-    pub spec: String,
+    pub spec: BackendSpec,
     /// Which model ("SmolLM2-135M-Instruct.Q4_1.gguf", "gpt-4o-mini · api.openai.com").
     pub label: String,
-    /// "on this computer" or "sent to HOST".
-    pub location: String,
     pub text: String,
     pub error: Option<String>,
     pub done: bool,
-    pub ttft_ms: f64,
-    pub total_ms: f64,
-    pub tok_per_s: f64,
-    pub prompt_tokens: usize,
-    pub completion_tokens: usize,
-    /// None when the backend is free (local).
-    pub cost_usd: Option<f64>,
-    /// False for a cloud profile with no prices set (its cost shows as unknown).
-    #[serde(default)]
-    pub price_known: bool,
+    /// Speed, tokens, cost and where the data went (flattened: stored columns keep their shape).
+    #[serde(flatten)]
+    pub stats: AnswerStats,
 }
 
 impl Column {
     /// "free — stayed on this computer" / "$0.00012 — sent to api.openai.com".
     pub fn cost_text(&self) -> String {
-        format!("{} — {}", self.cost_short(), self.location_text())
-    }
-
-    /// "$0 (free)", "$0.00012", or "price not set".
-    pub fn cost_short(&self) -> String {
-        match self.cost_usd {
-            None => "$0 (free)".to_string(),
-            Some(_) if !self.price_known => "price not set".to_string(),
-            Some(c) => format!("${c:.5}"),
-        }
-    }
-
-    pub fn location_text(&self) -> String {
-        if self.location == "on this computer" {
-            "stayed on this computer".to_string()
-        } else {
-            self.location.clone()
-        }
+        format!("{} — {}", self.stats.cost_short(), self.stats.location_text())
     }
 }
 
@@ -72,7 +40,7 @@ impl Column {
 pub enum Update {
     Delta(usize, String),
     Done(usize, Completion),
-    Error(usize, String),
+    Error(usize, GenError),
 }
 
 /// A comparison in progress: columns fill as updates arrive.
@@ -90,19 +58,26 @@ pub struct Comparison {
 impl Comparison {
     /// Send `req` to every contender at once.
     pub fn start(contenders: Vec<Contender>, prompt: &str, system_prompt: &str, req: GenRequest) -> Comparison {
+        Self::start_waking(contenders, prompt, system_prompt, req, Wake::default())
+    }
+
+    /// [`start`](Self::start), calling `wake` after every piece of every answer.
+    pub fn start_waking(
+        contenders: Vec<Contender>,
+        prompt: &str,
+        system_prompt: &str,
+        req: GenRequest,
+        wake: Wake,
+    ) -> Comparison {
         let (tx, rx) = mpsc::channel();
         let cancel = Cancel::new();
         let mut columns = Vec::new();
         let mut prices = Vec::new();
         for (i, c) in contenders.into_iter().enumerate() {
-            columns.push(Column {
-                spec: c.spec.clone(),
-                label: c.backend.label(),
-                location: c.backend.data_location().to_string(),
-                ..Column::default()
-            });
+            let stats = AnswerStats { location: c.backend.data_location(), ..AnswerStats::default() };
+            columns.push(Column { spec: c.spec.clone(), label: c.backend.label(), stats, ..Column::default() });
             prices.push(c.prices);
-            let (out, req, cancel) = (tx.clone(), req.clone(), cancel.clone());
+            let (out, req, cancel, wake) = (tx.clone(), req.clone(), cancel.clone(), wake.clone());
             let spawned = std::thread::Builder::new().name(format!("duet-compare-{i}")).spawn(move || {
                 for event in c.backend.generate(req, cancel) {
                     let update = match event {
@@ -113,10 +88,11 @@ impl Comparison {
                     if out.send(update).is_err() {
                         return;
                     }
+                    wake.wake();
                 }
             });
             if spawned.is_err() {
-                let _ = tx.send(Update::Error(i, "could not start a thread for this backend".into()));
+                let _ = tx.send(Update::Error(i, GenError::NoAnswer));
             }
         }
         let n = columns.len();
@@ -144,10 +120,7 @@ impl Comparison {
                 Ok(u) => self.apply(u),
                 Err(mpsc::TryRecvError::Empty) => break,
                 Err(mpsc::TryRecvError::Disconnected) => {
-                    for c in self.columns.iter_mut().filter(|c| !c.done) {
-                        c.error = Some("the backend stopped without an answer".into());
-                        c.done = true;
-                    }
+                    self.give_up();
                     break;
                 }
             }
@@ -161,13 +134,16 @@ impl Comparison {
         while !self.finished() {
             match self.rx.recv() {
                 Ok(u) => self.apply(u),
-                Err(_) => {
-                    for c in self.columns.iter_mut().filter(|c| !c.done) {
-                        c.error = Some("the backend stopped without an answer".into());
-                        c.done = true;
-                    }
-                }
+                Err(_) => self.give_up(),
             }
+        }
+    }
+
+    /// Every backend thread is gone: columns still waiting never get an answer.
+    fn give_up(&mut self) {
+        for c in self.columns.iter_mut().filter(|c| !c.done) {
+            c.error = Some(GenError::NoAnswer.to_string());
+            c.done = true;
         }
     }
 
@@ -184,22 +160,16 @@ impl Comparison {
                 let col = &mut self.columns[i];
                 // Time to first token as this user saw it (network included).
                 let ttft = self.first_delta[i].unwrap_or(now_ms);
-                col.tok_per_s = done.decode_rate(ttft, now_ms);
+                let location = std::mem::take(&mut col.stats.location);
+                col.stats = AnswerStats::measure(&done, location, ttft, now_ms, self.prices[i]);
                 col.done = true;
-                col.ttft_ms = ttft;
-                col.total_ms = now_ms;
-                col.prompt_tokens = done.usage.prompt_tokens;
-                col.completion_tokens = done.usage.completion_tokens;
                 col.text = done.text;
-                col.price_known = self.prices[i].is_none_or(|(inp, out)| inp > 0.0 || out > 0.0);
-                col.cost_usd =
-                    self.prices[i].map(|p| crate::catalog::cost_usd(p, col.prompt_tokens, col.completion_tokens));
             }
             Update::Error(i, e) => {
                 let col = &mut self.columns[i];
-                col.error = Some(e);
+                col.error = Some(e.to_string());
                 col.done = true;
-                col.total_ms = now_ms;
+                col.stats.total_ms = now_ms;
             }
         }
     }
@@ -298,7 +268,7 @@ pub fn preference_pairs_jsonl(db: &Db) -> Result<String, crate::db::DbError> {
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Measured {
     pub label: String,
-    pub location: String,
+    pub location: crate::engine::DataLocation,
     pub runs: usize,
     pub prompt_tokens: f64,
     pub completion_tokens: f64,
@@ -315,17 +285,21 @@ pub fn measured(db: &Db) -> Result<Vec<Measured>, crate::db::DbError> {
             let m = match out.iter_mut().position(|m| m.label == c.label) {
                 Some(i) => &mut out[i],
                 None => {
-                    out.push(Measured { label: c.label.clone(), location: c.location.clone(), ..Measured::default() });
+                    out.push(Measured {
+                        label: c.label.clone(),
+                        location: c.stats.location.clone(),
+                        ..Measured::default()
+                    });
                     let last = out.len() - 1;
                     &mut out[last]
                 }
             };
             let n = m.runs as f64;
             let avg = |old: f64, new: f64| (old * n + new) / (n + 1.0);
-            m.prompt_tokens = avg(m.prompt_tokens, c.prompt_tokens as f64);
-            m.completion_tokens = avg(m.completion_tokens, c.completion_tokens as f64);
-            m.seconds = avg(m.seconds, c.total_ms / 1e3);
-            m.cost_usd = avg(m.cost_usd, c.cost_usd.unwrap_or(0.0));
+            m.prompt_tokens = avg(m.prompt_tokens, c.stats.prompt_tokens as f64);
+            m.completion_tokens = avg(m.completion_tokens, c.stats.completion_tokens as f64);
+            m.seconds = avg(m.seconds, c.stats.total_ms / 1e3);
+            m.cost_usd = avg(m.cost_usd, c.stats.cost_usd.unwrap_or(0.0));
             m.runs += 1;
         }
     }

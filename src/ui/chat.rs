@@ -3,111 +3,22 @@
 
 use super::cached::Cached;
 use super::services::Services;
-use crate::db::{Db, NewMessage};
-use crate::engine::{Cancel, Event, FinishReason, GenRequest, Message, SamplingParams};
+use crate::db::{Db, DbError};
+use crate::engine::{BackendSpec, Role};
+use crate::tasks::chat::{ChatSession, ChatUpdate, ConvSettings};
 use eframe::egui;
 use egui_commonmark::{CommonMarkCache, CommonMarkViewer};
-use serde::{Deserialize, Serialize};
-use std::sync::mpsc;
-use std::time::Instant;
-
-/// Per-conversation settings (kept in the conversation's row).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct ConvSettings {
-    pub system_prompt: String,
-    pub temperature: f32,
-    pub top_p: f32,
-    pub max_tokens: usize,
-    pub seed: u64,
-}
-
-impl ConvSettings {
-    fn from_app(s: &crate::config::AppSettings) -> Self {
-        ConvSettings {
-            system_prompt: s.system_prompt.clone(),
-            temperature: s.temperature,
-            top_p: s.top_p,
-            max_tokens: s.max_tokens,
-            seed: s.seed,
-        }
-    }
-}
-
-impl Default for ConvSettings {
-    fn default() -> Self {
-        Self::from_app(&crate::config::AppSettings::default())
-    }
-}
-
-/// What is shown under an answer.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Metrics {
-    pub prompt_tokens: usize,
-    pub completion_tokens: usize,
-    pub ttft_ms: f64,
-    pub tok_per_s: f64,
-    pub total_ms: f64,
-    pub cost_usd: Option<f64>,
-    pub stopped: bool,
-}
-
-impl Metrics {
-    pub fn line(&self) -> String {
-        let cost = match self.cost_usd {
-            Some(c) => format!("${c:.5}"),
-            None => "free (on this computer)".to_string(),
-        };
-        let mut s = format!(
-            "{} tokens · first token {:.0} ms · {:.1} tok/s · {:.1} s · {cost}",
-            self.completion_tokens,
-            self.ttft_ms,
-            self.tok_per_s,
-            self.total_ms / 1e3
-        );
-        if self.stopped {
-            s.push_str(" · stopped");
-        }
-        s
-    }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct ChatMsg {
-    pub seq: i64,
-    pub role: String,
-    pub content: String,
-    pub backend_label: String,
-    pub location: String,
-    pub metrics: Option<Metrics>,
-}
-
-struct Streaming {
-    rx: mpsc::Receiver<Event>,
-    cancel: Cancel,
-    text: String,
-    backend_label: String,
-    location: String,
-    spec: String,
-    started: Instant,
-    first_token_ms: Option<f64>,
-}
 
 /// (conversation, title, search snippet) in the list on the left.
 type ListEntry = (i64, String, String);
 
 #[derive(Default)]
 pub struct ChatScreen {
-    pub conversation: Option<i64>,
-    pub title: String,
-    pub messages: Vec<ChatMsg>,
-    /// "local" or "cloud:NAME".
-    pub backend: String,
-    pub conv: ConvSettings,
+    /// The conversation shown: history, backend, settings, the answer on its way.
+    pub session: ChatSession,
     pub input: String,
     /// Editing the user message at this position: sending replaces it and everything after.
     pub editing: Option<i64>,
-    streaming: Option<Streaming>,
     pub error: Option<String>,
     search: String,
     /// The list on the left, per (database revision, search).
@@ -119,278 +30,115 @@ pub struct ChatScreen {
 
 impl ChatScreen {
     /// Show the most recent conversation, if any (at start-up).
-    pub fn open_latest(&mut self, services: &Services) {
-        self.backend = "local".into();
-        self.conv = ConvSettings::from_app(&services.settings.app);
-        if let Some(c) = services.db.conversations().ok().and_then(|c| c.into_iter().next()) {
-            self.open(services, c.id);
+    pub fn open_latest(&mut self, services: &mut Services) {
+        self.session = ChatSession::new(BackendSpec::Local, ConvSettings::from_app(&services.settings.app));
+        match services.db.conversations() {
+            Ok(list) => {
+                if let Some(c) = list.into_iter().next() {
+                    self.open(services, c.id);
+                }
+            }
+            Err(e) => services.notice = Some(e.to_string()),
         }
     }
 
-    pub fn open(&mut self, services: &Services, id: i64) {
-        self.abandon();
-        let Ok(c) = services.db.conversation(id) else { return };
-        self.conversation = Some(id);
-        self.title = c.title;
-        self.backend = c.backend;
-        self.conv = serde_json::from_str(&c.settings_json).unwrap_or_default();
-        self.messages = services
-            .db
-            .messages(id)
-            .unwrap_or_default()
-            .into_iter()
-            .map(|m| ChatMsg {
-                seq: m.seq,
-                role: m.role,
-                content: m.content,
-                backend_label: m.backend_label,
-                location: m.location,
-                metrics: serde_json::from_str(&m.metrics_json)
-                    .ok()
-                    .filter(|m: &Metrics| m.completion_tokens > 0 || m.total_ms > 0.0),
-            })
-            .collect();
-        self.editing = None;
-        self.error = None;
+    pub fn open(&mut self, services: &mut Services, id: i64) {
+        match ChatSession::open(&services.db, id) {
+            Ok(session) => {
+                self.session.abandon();
+                self.session = session;
+                self.editing = None;
+                self.error = None;
+            }
+            Err(e) => services.notice = Some(e.to_string()),
+        }
     }
 
     pub fn new_conversation(&mut self, services: &mut Services) {
-        self.abandon();
-        self.conversation = None;
-        self.title = String::new();
-        self.messages.clear();
-        self.conv = ConvSettings::from_app(&services.settings.app);
+        self.session.abandon();
+        self.session = ChatSession::new(self.session.backend.clone(), ConvSettings::from_app(&services.settings.app));
         self.editing = None;
         self.error = None;
     }
 
     pub fn is_streaming(&self) -> bool {
-        self.streaming.is_some()
+        self.session.is_answering()
     }
 
     /// Text of the answer being streamed now.
     pub fn streaming_text(&self) -> Option<&str> {
-        self.streaming.as_ref().map(|s| s.text.as_str())
-    }
-
-    /// Stop and forget the answer in progress (leaving its conversation: it must not
-    /// land in the next one).
-    fn abandon(&mut self) {
-        self.stop();
-        self.streaming = None;
+        self.session.answer_text()
     }
 
     pub fn stop(&mut self) {
-        if let Some(s) = &self.streaming {
-            s.cancel.cancel();
-        }
+        self.session.stop();
     }
 
     pub fn backend_name(&self, services: &Services) -> String {
-        services
-            .backend_choices()
-            .into_iter()
-            .find(|(k, _)| *k == self.backend)
-            .map(|(_, v)| v)
-            .unwrap_or_else(|| self.backend.clone())
+        services.backend_name(&self.session.backend)
     }
 
-    pub fn set_backend(&mut self, services: &mut Services, spec: &str) {
-        self.backend = spec.to_string();
-        if let Some(id) = self.conversation {
-            if let Err(e) = services.db.set_conversation_backend(id, spec) {
-                self.error = Some(e.to_string());
-            }
+    pub fn set_backend(&mut self, services: &mut Services, spec: BackendSpec) {
+        if let Err(e) = self.session.set_backend(Some(&services.db), spec) {
+            self.error = Some(e.to_string());
         }
     }
 
     /// Send what is in the input box (or the edited message).
     pub fn send(&mut self, services: &mut Services) {
         let text = self.input.trim().to_string();
-        if text.is_empty() || self.streaming.is_some() {
+        if text.is_empty() || self.session.is_answering() {
             return;
         }
         // Check the backend first: if it can't answer now, nothing is saved and the text stays in the box.
-        let Some(backend) = self.backend_or_error(services) else { return };
-        let id = match self.ensure_conversation(services, &text) {
-            Ok(id) => id,
+        let answerer = match services.contender(&self.session.backend) {
+            Ok(a) => a,
             Err(e) => {
-                self.error = Some(e);
+                self.error = Some(e.to_string());
                 return;
             }
         };
-        let question = [NewMessage::user(&text)];
-        let saved = match self.editing {
-            Some(seq) => services.db.replace_messages_from(id, seq, &question),
-            None => services.db.append_messages(id, &question),
-        };
-        if let Err(e) = saved {
-            self.error = Some(e.to_string());
-            return;
+        self.error = None;
+        self.session.wake = services.wake.clone();
+        match self.session.send(Some(&mut services.db), answerer, &text, self.editing) {
+            Ok(()) => {
+                self.editing = None;
+                self.input.clear();
+            }
+            Err(e) => self.error = Some(e.to_string()),
         }
-        if let Some(seq) = self.editing.take() {
-            self.messages.retain(|m| m.seq < seq);
-        }
-        let seq = self.messages.last().map(|m| m.seq + 1).unwrap_or(0);
-        self.messages.push(ChatMsg {
-            seq,
-            role: "user".into(),
-            content: text,
-            backend_label: String::new(),
-            location: String::new(),
-            metrics: None,
-        });
-        self.input.clear();
-        self.start(backend);
     }
 
     /// Ask again for the last answer (dropping it), or answer a question that failed.
     pub fn regenerate(&mut self, services: &mut Services) {
-        let Some(id) = self.conversation else { return };
-        if self.streaming.is_some() {
+        if self.session.conversation.is_none() || self.session.is_answering() {
             return;
         }
-        let Some(backend) = self.backend_or_error(services) else { return };
-        if let Some(last) = self.messages.last() {
-            if last.role == "assistant" {
-                let seq = last.seq;
-                if let Err(e) = services.db.truncate_messages(id, seq) {
-                    self.error = Some(e.to_string());
-                    return;
-                }
-                self.messages.pop();
-            }
-        }
-        if self.messages.last().is_some_and(|m| m.role == "user") {
-            self.start(backend);
-        }
-    }
-
-    /// The chosen backend, or None with the reason shown.
-    fn backend_or_error(&mut self, services: &Services) -> Option<Box<dyn crate::engine::Backend>> {
-        match services.backend(&self.backend) {
-            Ok(b) => Some(b),
+        let answerer = match services.contender(&self.session.backend) {
+            Ok(a) => a,
             Err(e) => {
-                self.error = Some(e);
-                None
+                self.error = Some(e.to_string());
+                return;
             }
-        }
-    }
-
-    fn ensure_conversation(&mut self, services: &mut Services, first_text: &str) -> Result<i64, String> {
-        if let Some(id) = self.conversation {
-            return Ok(id);
-        }
-        let title: String = first_text.lines().next().unwrap_or("").chars().take(48).collect();
-        let settings = serde_json::to_string(&self.conv).unwrap_or_default();
-        let id = services.db.create_conversation(&title, &self.backend, &settings).map_err(|e| e.to_string())?;
-        self.conversation = Some(id);
-        self.title = title;
-        Ok(id)
-    }
-
-    fn start(&mut self, backend: Box<dyn crate::engine::Backend>) {
-        self.error = None;
-        let mut messages = Vec::new();
-        if !self.conv.system_prompt.trim().is_empty() {
-            messages.push(Message::new("system", &self.conv.system_prompt));
-        }
-        messages.extend(self.messages.iter().map(|m| Message::new(&m.role, &m.content)));
-        let mut req = GenRequest::new(messages);
-        req.sampling = SamplingParams {
-            temperature: self.conv.temperature,
-            top_p: self.conv.top_p,
-            seed: self.conv.seed,
-            repeat_penalty: if self.backend == "local" { 1.1 } else { 1.0 },
-            ..SamplingParams::default()
         };
-        req.max_tokens = self.conv.max_tokens.max(1);
-        req.truncate_history = true;
-        let cancel = Cancel::new();
-        let rx = backend.generate(req, cancel.clone());
-        self.streaming = Some(Streaming {
-            rx,
-            cancel,
-            text: String::new(),
-            backend_label: backend.label(),
-            location: backend.data_location().to_string(),
-            spec: self.backend.clone(),
-            started: Instant::now(),
-            first_token_ms: None,
-        });
+        self.error = None;
+        self.session.wake = services.wake.clone();
+        if let Err(e) = self.session.regenerate(Some(&mut services.db), answerer) {
+            self.error = Some(e.to_string());
+        }
     }
 
-    /// Take in streamed text; save the answer when it is done.
+    /// Take in streamed text; the session saves the answer when it is done.
     pub fn poll(&mut self, services: &mut Services) {
-        let Some(s) = &mut self.streaming else { return };
-        let mut finished = None;
-        loop {
-            match s.rx.try_recv() {
-                Ok(Event::Delta(t)) => {
-                    if s.first_token_ms.is_none() {
-                        s.first_token_ms = Some(s.started.elapsed().as_secs_f64() * 1e3);
-                    }
-                    s.text.push_str(&t);
+        for update in self.session.poll(Some(&mut services.db)) {
+            match update {
+                ChatUpdate::Answered { .. } => {
+                    services.last_tok_per_s =
+                        self.session.messages.last().and_then(|m| m.metrics.as_ref()).map(|m| m.tok_per_s);
                 }
-                Ok(Event::Done(c)) => {
-                    finished = Some(Ok(c));
-                    break;
-                }
-                Ok(Event::Error(e)) => {
-                    finished = Some(Err(e));
-                    break;
-                }
-                Err(mpsc::TryRecvError::Empty) => break,
-                Err(mpsc::TryRecvError::Disconnected) => {
-                    finished = Some(Err("the backend stopped without an answer".into()));
-                    break;
-                }
+                ChatUpdate::Failed(e) => self.error = Some(e.to_string()),
+                ChatUpdate::Delta(_) | ChatUpdate::StoppedEmpty => {}
             }
-        }
-        let Some(result) = finished else { return };
-        let Some(s) = self.streaming.take() else { return };
-        match result {
-            Ok(c) => {
-                let ttft = if c.timings.ttft_ms > 0.0 { c.timings.ttft_ms } else { s.first_token_ms.unwrap_or(0.0) };
-                let total_ms = s.started.elapsed().as_secs_f64() * 1e3;
-                let tok_per_s = c.decode_rate(ttft, total_ms);
-                let metrics = Metrics {
-                    prompt_tokens: c.usage.prompt_tokens,
-                    completion_tokens: c.usage.completion_tokens,
-                    ttft_ms: ttft,
-                    tok_per_s,
-                    total_ms,
-                    cost_usd: services.cost_usd(&s.spec, c.usage.prompt_tokens, c.usage.completion_tokens),
-                    stopped: c.finish_reason == FinishReason::Cancelled,
-                };
-                services.last_tok_per_s = Some(tok_per_s);
-                let text = if c.text.is_empty() { s.text } else { c.text };
-                if text.is_empty() && metrics.stopped {
-                    return;
-                }
-                let msg = NewMessage {
-                    role: "assistant".into(),
-                    content: text.clone(),
-                    backend_label: s.backend_label.clone(),
-                    location: s.location.clone(),
-                    metrics_json: serde_json::to_string(&metrics).unwrap_or_default(),
-                };
-                if let Some(id) = self.conversation {
-                    if let Err(e) = services.db.append_messages(id, &[msg]) {
-                        self.error = Some(e.to_string());
-                    }
-                }
-                let seq = self.messages.last().map(|m| m.seq + 1).unwrap_or(0);
-                self.messages.push(ChatMsg {
-                    seq,
-                    role: "assistant".into(),
-                    content: text,
-                    backend_label: s.backend_label,
-                    location: s.location,
-                    metrics: Some(metrics),
-                });
-            }
-            Err(e) => self.error = Some(e),
         }
     }
 
@@ -421,7 +169,7 @@ impl ChatScreen {
         }
         egui::ScrollArea::vertical().show(ui, |ui| {
             for (id, title, snippet) in entries {
-                let selected = self.conversation == Some(id);
+                let selected = self.session.conversation == Some(id);
                 let label = if title.is_empty() { "(untitled)".to_string() } else { title.clone() };
                 let r = ui.selectable_label(selected, label);
                 if !snippet.is_empty() {
@@ -464,8 +212,8 @@ impl ChatScreen {
                         if let Err(e) = services.db.rename_conversation(id, name.trim()) {
                             services.notice = Some(e.to_string());
                         }
-                        if self.conversation == Some(id) {
-                            self.title = name.trim().to_string();
+                        if self.session.conversation == Some(id) {
+                            self.session.title = name.trim().to_string();
                         }
                         keep = false;
                     }
@@ -486,7 +234,7 @@ impl ChatScreen {
                         if let Err(e) = services.db.delete_conversation(id) {
                             services.notice = Some(e.to_string());
                         }
-                        if self.conversation == Some(id) {
+                        if self.session.conversation == Some(id) {
                             self.new_conversation(services);
                         }
                         self.confirm_delete = None;
@@ -501,8 +249,7 @@ impl ChatScreen {
 
     pub fn ui(&mut self, ui: &mut egui::Ui, services: &mut Services) {
         self.poll(services);
-        if self.streaming.is_some() {
-            ui.ctx().request_repaint_after(std::time::Duration::from_millis(30));
+        if self.session.is_answering() {
             if ui.input(|i| i.key_pressed(egui::Key::Escape)) {
                 self.stop();
             }
@@ -511,27 +258,19 @@ impl ChatScreen {
         egui::Panel::top("chat_header").show(ui, |ui| {
             ui.horizontal(|ui| {
                 ui.label("Answer with:");
-                let mut choice = self.backend.clone();
+                let mut choice = self.session.backend.clone();
                 egui::ComboBox::from_id_salt("backend").selected_text(self.backend_name(services)).show_ui(ui, |ui| {
                     for (k, v) in services.backend_choices() {
                         ui.selectable_value(&mut choice, k, v);
                     }
                 });
-                if choice != self.backend {
-                    self.set_backend(services, &choice);
+                if choice != self.session.backend {
+                    self.set_backend(services, choice);
                 }
-                let privacy = if self.backend == "local" {
-                    "Your messages stay on this computer.".to_string()
-                } else {
-                    match services.cloud_host(self.backend.trim_start_matches("cloud:")) {
-                        Ok(host) => format!("Your messages are sent to {host}."),
-                        Err(e) => e,
-                    }
-                };
-                ui.weak(privacy);
+                ui.weak(services.privacy_line(&self.session.backend, "messages"));
             });
             // First run: the model downloads while the rest of the app works.
-            if self.backend == "local" {
+            if self.session.backend.is_local() {
                 match &services.local {
                     super::services::LocalState::Busy => services.local_progress.ui(ui, Some(&services.local_cancel)),
                     super::services::LocalState::Failed(e) => {
@@ -546,7 +285,7 @@ impl ChatScreen {
         });
         egui::Panel::bottom("chat_input").show(ui, |ui| self.input_ui(ui, services));
         egui::ScrollArea::vertical().stick_to_bottom(true).auto_shrink([false, false]).show(ui, |ui| {
-            if self.messages.is_empty() && self.streaming.is_none() {
+            if self.session.messages.is_empty() && !self.session.is_answering() {
                 ui.add_space(40.0);
                 ui.vertical_centered(|ui| {
                     ui.heading("Ask anything.");
@@ -554,18 +293,19 @@ impl ChatScreen {
                 });
             }
             let mut action = None;
-            let last_assistant = self.messages.iter().rposition(|m| m.role == "assistant");
-            let messages = std::mem::take(&mut self.messages);
+            let last_assistant = self.session.messages.iter().rposition(|m| m.role == Role::Assistant);
+            let messages = std::mem::take(&mut self.session.messages);
             for (i, m) in messages.iter().enumerate() {
                 if let Some(a) = self.message_ui(ui, m, Some(i) == last_assistant) {
                     action = Some(a);
                 }
             }
-            self.messages = messages;
-            if let Some(s) = &self.streaming {
+            self.session.messages = messages;
+            if let (Some(text), Some(location)) = (self.session.answer_text(), self.session.answer_location()) {
+                let (text, title) = (text.to_string(), format!("Assistant · {location}"));
                 ui.group(|ui| {
-                    ui.strong(format!("Assistant · {}", s.location));
-                    CommonMarkViewer::new().show(ui, &mut self.md_cache, &s.text.clone());
+                    ui.strong(title);
+                    CommonMarkViewer::new().show(ui, &mut self.md_cache, &text);
                 });
             }
             if let Some(e) = &self.error {
@@ -583,18 +323,23 @@ impl ChatScreen {
         });
     }
 
-    fn message_ui(&mut self, ui: &mut egui::Ui, m: &ChatMsg, is_last_answer: bool) -> Option<MsgAction> {
+    fn message_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        m: &crate::tasks::chat::ChatMsg,
+        is_last_answer: bool,
+    ) -> Option<MsgAction> {
         let mut action = None;
         ui.group(|ui| {
             ui.set_width(ui.available_width());
-            if m.role == "user" {
+            if m.role == Role::User {
                 ui.strong("You");
                 ui.label(&m.content);
                 ui.horizontal(|ui| {
                     if ui.small_button("Copy").clicked() {
                         action = Some(MsgAction::Copy(m.content.clone()));
                     }
-                    if self.streaming.is_none()
+                    if !self.session.is_answering()
                         && ui.small_button("Edit").on_hover_text("Edit and resend from here").clicked()
                     {
                         action = Some(MsgAction::Edit(m.seq, m.content.clone()));
@@ -604,7 +349,7 @@ impl ChatScreen {
                 ui.horizontal(|ui| {
                     ui.strong("Assistant");
                     // The badge: where this answer ran.
-                    let badge = if m.location.is_empty() { "on this computer".to_string() } else { m.location.clone() };
+                    let badge = m.location.to_string();
                     ui.label(egui::RichText::new(badge).small().background_color(ui.visuals().faint_bg_color));
                     ui.weak(&m.backend_label);
                 });
@@ -616,7 +361,7 @@ impl ChatScreen {
                     if ui.small_button("Copy").clicked() {
                         action = Some(MsgAction::Copy(m.content.clone()));
                     }
-                    if is_last_answer && self.streaming.is_none() && ui.small_button("Regenerate").clicked() {
+                    if is_last_answer && !self.session.is_answering() && ui.small_button("Regenerate").clicked() {
                         action = Some(MsgAction::Regenerate);
                     }
                 });
@@ -650,7 +395,7 @@ impl ChatScreen {
                     .hint_text("Enter sends, Shift+Enter adds a line"),
             );
             r.labelled_by(label.id);
-            if self.streaming.is_some() {
+            if self.session.is_answering() {
                 if ui.button("Stop").on_hover_text("Esc").clicked() {
                     self.stop();
                 }
@@ -662,28 +407,27 @@ impl ChatScreen {
 
     fn settings_panel(&mut self, ui: &mut egui::Ui, services: &mut Services) {
         ui.heading("This conversation");
-        let before = self.conv.clone();
+        let before = self.session.conv.clone();
         ui.label("System prompt");
         ui.add(
-            egui::TextEdit::multiline(&mut self.conv.system_prompt).desired_rows(3).hint_text("e.g. Answer briefly."),
+            egui::TextEdit::multiline(&mut self.session.conv.system_prompt)
+                .desired_rows(3)
+                .hint_text("e.g. Answer briefly."),
         );
-        ui.add(egui::Slider::new(&mut self.conv.temperature, 0.0..=2.0).text("temperature"))
+        ui.add(egui::Slider::new(&mut self.session.conv.temperature, 0.0..=2.0).text("temperature"))
             .on_hover_text("0 = always the most likely word (repeatable); higher = more varied");
-        ui.add(egui::Slider::new(&mut self.conv.top_p, 0.05..=1.0).text("top-p"));
-        ui.add(egui::Slider::new(&mut self.conv.max_tokens, 16..=4096).logarithmic(true).text("max tokens"));
+        ui.add(egui::Slider::new(&mut self.session.conv.top_p, 0.05..=1.0).text("top-p"));
+        ui.add(egui::Slider::new(&mut self.session.conv.max_tokens, 16..=4096).logarithmic(true).text("max tokens"));
         ui.horizontal(|ui| {
             ui.label("seed");
-            ui.add(egui::DragValue::new(&mut self.conv.seed));
+            ui.add(egui::DragValue::new(&mut self.session.conv.seed));
         });
         if ui.small_button("Reset to defaults").clicked() {
-            self.conv = ConvSettings::from_app(&services.settings.app);
+            self.session.conv = ConvSettings::from_app(&services.settings.app);
         }
-        if self.conv != before {
-            if let Some(id) = self.conversation {
-                let json = serde_json::to_string(&self.conv).unwrap_or_default();
-                if let Err(e) = services.db.set_conversation_settings(id, &json) {
-                    self.error = Some(e.to_string());
-                }
+        if self.session.conv != before {
+            if let Err(e) = self.session.save_settings(&services.db) {
+                self.error = Some(e.to_string());
             }
         }
     }
@@ -696,11 +440,11 @@ enum MsgAction {
 }
 
 /// A conversation as Markdown (messages only: no keys, no settings).
-pub fn export_markdown(db: &Db, id: i64) -> Result<String, String> {
-    let c = db.conversation(id).map_err(|e| e.to_string())?;
+pub fn export_markdown(db: &Db, id: i64) -> Result<String, DbError> {
+    let c = db.conversation(id)?;
     let mut out = format!("# {}\n\n", if c.title.is_empty() { "Conversation" } else { &c.title });
-    for m in db.messages(id).map_err(|e| e.to_string())? {
-        let who = if m.role == "user" {
+    for m in db.messages(id)? {
+        let who = if m.role == Role::User {
             "You".to_string()
         } else {
             format!("Assistant ({}, {})", m.backend_label, m.location)
@@ -711,11 +455,10 @@ pub fn export_markdown(db: &Db, id: i64) -> Result<String, String> {
 }
 
 /// A conversation as JSON (title and messages with role, text, where it ran).
-pub fn export_json(db: &Db, id: i64) -> Result<String, String> {
-    let c = db.conversation(id).map_err(|e| e.to_string())?;
+pub fn export_json(db: &Db, id: i64) -> Result<String, DbError> {
+    let c = db.conversation(id)?;
     let messages: Vec<_> = db
-        .messages(id)
-        .map_err(|e| e.to_string())?
+        .messages(id)?
         .into_iter()
         .map(|m| {
             serde_json::json!({
@@ -724,16 +467,16 @@ pub fn export_json(db: &Db, id: i64) -> Result<String, String> {
             })
         })
         .collect();
-    serde_json::to_string_pretty(&serde_json::json!({"title": c.title, "messages": messages}))
-        .map_err(|e| e.to_string())
+    // A JSON value always serializes.
+    Ok(serde_json::to_string_pretty(&serde_json::json!({"title": c.title, "messages": messages})).unwrap_or_default())
 }
 
 /// Ask where to save (on a helper thread: the dialog must not freeze the window).
-fn export_dialog(services: &mut Services, title: &str, ext: &'static str, content: Result<String, String>) {
+fn export_dialog(services: &mut Services, title: &str, ext: &'static str, content: Result<String, DbError>) {
     let content = match content {
         Ok(c) => c,
         Err(e) => {
-            services.notice = Some(e);
+            services.notice = Some(e.to_string());
             return;
         }
     };

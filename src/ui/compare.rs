@@ -4,8 +4,9 @@
 
 use super::cached::Cached;
 use super::services::Services;
-use crate::engine::{GenRequest, Message, SamplingParams};
-use crate::tasks::compare::{measured, preference_pairs_jsonl, project, tallies, Comparison, Contender, Verdict};
+use crate::db::RunStatus;
+use crate::engine::{system_and_user, BackendSpec, GenRequest, SamplingParams};
+use crate::tasks::compare::{measured, preference_pairs_jsonl, project, tallies, Comparison, Verdict};
 use eframe::egui;
 use egui_commonmark::{CommonMarkCache, CommonMarkViewer};
 
@@ -21,7 +22,7 @@ pub struct CompareScreen {
     pub system_prompt: String,
     pub temperature: f32,
     /// Backend specs ticked for the next comparison.
-    pub selected: Vec<String>,
+    pub selected: Vec<BackendSpec>,
     pub running: Option<Comparison>,
     /// Id of the saved comparison shown (for the verdict).
     pub saved_id: Option<i64>,
@@ -40,7 +41,7 @@ impl Default for CompareScreen {
             prompt: String::new(),
             system_prompt: String::new(),
             temperature: 0.0,
-            selected: vec!["local".into()],
+            selected: vec![BackendSpec::Local],
             running: None,
             saved_id: None,
             verdict: None,
@@ -64,30 +65,17 @@ impl CompareScreen {
             self.error = Some("Tick at least one backend.".into());
             return;
         }
-        let mut contenders = Vec::new();
-        for spec in &self.selected {
-            match services.backend(spec) {
-                Ok(backend) => {
-                    let prices = spec
-                        .strip_prefix("cloud:")
-                        .and_then(|n| services.settings.profile(n))
-                        .map(|p| services.catalog.prices_for(p));
-                    contenders.push(Contender { spec: spec.clone(), backend, prices });
-                }
-                Err(e) => {
-                    self.error = Some(e);
-                    return;
-                }
+        let contenders = match self.selected.iter().map(|spec| services.contender(spec)).collect() {
+            Ok(c) => c,
+            Err(e) => {
+                self.error = Some(e.to_string());
+                return;
             }
-        }
-        let mut messages = Vec::new();
-        if !self.system_prompt.trim().is_empty() {
-            messages.push(Message::new("system", &self.system_prompt));
-        }
-        messages.push(Message::new("user", &self.prompt));
-        let mut req = GenRequest::new(messages);
+        };
+        let mut req = GenRequest::new(system_and_user(Some(&self.system_prompt), &self.prompt));
         req.sampling = SamplingParams { temperature: self.temperature, ..SamplingParams::default() };
-        self.running = Some(Comparison::start(contenders, &self.prompt, &self.system_prompt, req));
+        let wake = services.wake.clone();
+        self.running = Some(Comparison::start_waking(contenders, &self.prompt, &self.system_prompt, req, wake));
         self.saved_id = None;
         self.verdict = None;
     }
@@ -117,9 +105,6 @@ impl CompareScreen {
 
     pub fn ui(&mut self, ui: &mut egui::Ui, services: &mut Services) {
         self.poll(services);
-        if self.running.as_ref().is_some_and(|c| !c.finished()) {
-            ui.ctx().request_repaint_after(std::time::Duration::from_millis(40));
-        }
         egui::Panel::right("compare_guide").default_size(300.0).show(ui, |ui| {
             egui::ScrollArea::vertical().show(ui, |ui| self.side_ui(ui, services));
         });
@@ -173,7 +158,7 @@ impl CompareScreen {
             for (ui, col) in cols.iter_mut().zip(&columns) {
                 ui.group(|ui| {
                     ui.strong(&col.label);
-                    ui.weak(col.location_text());
+                    ui.weak(col.stats.location_text());
                     ui.separator();
                     if let Some(e) = &col.error {
                         ui.colored_label(ui.visuals().error_fg_color, format!("Error: {e}"));
@@ -185,11 +170,14 @@ impl CompareScreen {
                         ui.separator();
                         ui.weak(format!(
                             "first token {:.0} ms · total {:.1} s · {:.1} tok/s",
-                            col.ttft_ms,
-                            col.total_ms / 1e3,
-                            col.tok_per_s
+                            col.stats.ttft_ms,
+                            col.stats.total_ms / 1e3,
+                            col.stats.tok_per_s
                         ));
-                        ui.weak(format!("{} prompt + {} answer tokens", col.prompt_tokens, col.completion_tokens));
+                        ui.weak(format!(
+                            "{} prompt + {} answer tokens",
+                            col.stats.prompt_tokens, col.stats.completion_tokens
+                        ));
                         ui.weak(col.cost_text());
                     }
                 });
@@ -228,7 +216,11 @@ impl CompareScreen {
             .get(db.revision(), || History {
                 tallies: tallies(db).unwrap_or_default(),
                 measured: measured(db).unwrap_or_default(),
-                classify_run: db.runs().unwrap_or_default().into_iter().find(|r| r.status == "done" && r.rows >= 20),
+                classify_run: db
+                    .runs()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .find(|r| r.status == RunStatus::Done && r.rows >= 20),
             })
             .clone();
         if t.is_empty() {
@@ -266,7 +258,7 @@ impl CompareScreen {
         if let Some(run) = classify_run {
             let secs = (run.updated_at - run.created_at).max(1) as f64;
             let minutes = 10_000.0 * secs / run.rows as f64 / 60.0;
-            let place = if run.backend == "local" { "here, $0".to_string() } else { run.backend.clone() };
+            let place = if run.backend.is_local() { "here, $0".to_string() } else { run.backend.to_string() };
             ui.label(format!(
                 "Classifying 10,000 reviews: about {minutes:.0} minutes ({place}; measured on run #{} of {} rows).",
                 run.id, run.rows
@@ -281,7 +273,7 @@ impl CompareScreen {
         ui.label("Closed (cloud) models: easy to start, most powerful, cheap per request — but a vendor holds your data and can change or retire the model.");
         ui.label("Open (local) models: full control, run on your own device, data never leaves it — but smaller and slower on a laptop.");
         if let (Some(local), Some(cloud)) =
-            (m.iter().find(|m| m.location == "on this computer"), m.iter().find(|m| m.location != "on this computer"))
+            (m.iter().find(|m| m.location.is_local()), m.iter().find(|m| !m.location.is_local()))
         {
             ui.label(format!(
                 "Your numbers: locally {:.1} s per answer, free, private; {} {:.1} s and ${:.5} per answer, {}.",

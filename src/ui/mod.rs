@@ -4,13 +4,15 @@
 //! The app struct only routes: each screen is its own struct with a `ui`
 //! method. Nothing slow runs on the UI thread: model loads, downloads,
 //! generation and batch jobs run on their own threads and are polled at the
-//! start of each frame (with a repaint scheduled while anything is running).
+//! start of each frame; a worker wakes the window when it has news
+//! ([`services::Services::wake`]), so an idle window draws nothing.
 
 pub mod cached;
 pub mod chat;
 pub mod compare;
 pub mod fonts;
 pub mod models;
+pub mod pending;
 pub mod progress;
 pub mod reviews;
 pub mod services;
@@ -64,9 +66,9 @@ pub struct DuetApp {
 }
 
 impl DuetApp {
-    pub fn new(services: Services) -> Self {
+    pub fn new(mut services: Services) -> Self {
         let mut chat = chat::ChatScreen::default();
-        chat.open_latest(&services);
+        chat.open_latest(&mut services);
         let settings = settings::SettingsScreen::new(&services);
         DuetApp {
             services,
@@ -81,9 +83,12 @@ impl DuetApp {
         }
     }
 
-    /// Switch the chat's backend ("local" or "cloud:NAME"), as its menu does.
+    /// Switch the chat's backend (`local` or `cloud:NAME`), as its menu does.
     pub fn set_chat_backend(&mut self, spec: &str) {
-        self.chat.set_backend(&mut self.services, spec);
+        match spec.parse() {
+            Ok(spec) => self.chat.set_backend(&mut self.services, spec),
+            Err(e) => self.chat.error = Some(format!("{e}")),
+        }
     }
 
     /// One frame of the whole app (eframe calls it; so do the tests).
@@ -132,9 +137,6 @@ impl DuetApp {
             Screen::Models => self.models.ui(ui, &mut self.services),
             Screen::Settings => self.settings.ui(ui, &mut self.services),
         });
-        if self.services.busy() {
-            ctx.request_repaint_after(std::time::Duration::from_millis(50));
-        }
     }
 
     fn shortcuts(&mut self, ctx: &egui::Context) {

@@ -2,6 +2,7 @@
 //! machine's memory; download (with progress and cancel), verify, delete, pick
 //! the default, or add a .gguf file from disk.
 
+use super::pending::{Pending, Polled};
 use super::progress::GuiProgress;
 use super::services::{total_memory_bytes, LocalState, Services};
 use crate::catalog::{human_bytes, ModelKind};
@@ -10,14 +11,14 @@ use crate::store::FileState;
 use eframe::egui;
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 
 /// A download or a verification running for one model.
 struct Job {
     what: &'static str,
     progress: Arc<GuiProgress>,
     cancel: Cancel,
-    rx: mpsc::Receiver<Result<(), String>>,
+    result: Pending<Result<(), String>>,
 }
 
 #[derive(Default)]
@@ -28,7 +29,7 @@ pub struct ModelsScreen {
     states: HashMap<String, FileState>,
     states_at: Option<std::time::Instant>,
     confirm_delete: Option<String>,
-    picking: Option<mpsc::Receiver<PathBuf>>,
+    picking: Option<Pending<Option<PathBuf>>>,
     /// One line per added .gguf file, read from its header once (it holds the
     /// whole vocabulary: megabytes, too much to parse every frame).
     described: HashMap<String, String>,
@@ -46,16 +47,15 @@ impl ModelsScreen {
 
     fn start(&mut self, services: &Services, id: &str, what: &'static str, fetch: bool) {
         let Ok(entry) = services.catalog.get(id).cloned() else { return };
-        let (tx, rx) = mpsc::channel();
-        let progress = Arc::new(GuiProgress::default());
+        let progress = Arc::new(GuiProgress::new(services.wake.clone()));
         let cancel = Cancel::new();
         let (p, c, store) = (progress.clone(), cancel.clone(), services.store());
-        let _ = std::thread::Builder::new().name(format!("duet-{what}")).spawn(move || {
+        let result = Pending::spawn(&format!("duet-{what}"), &services.wake, move || {
             let r =
                 if fetch { store.ensure(&entry, p.as_ref(), &c).map(|_| ()) } else { store.verify(&entry, p.as_ref()) };
-            let _ = tx.send(r.map_err(|e| e.to_string()));
+            r.map_err(|e| e.to_string())
         });
-        self.jobs.insert(id.to_string(), Job { what, progress, cancel, rx });
+        self.jobs.insert(id.to_string(), Job { what, progress, cancel, result });
         self.outcomes.remove(id);
     }
 
@@ -66,8 +66,8 @@ impl ModelsScreen {
     fn poll(&mut self, services: &mut Services) {
         let mut done = Vec::new();
         for (id, job) in &self.jobs {
-            match job.rx.try_recv() {
-                Ok(Ok(())) => {
+            match job.result.poll() {
+                Polled::Ready(Ok(())) => {
                     // The default model arrived after a failed first start: load it now.
                     if job.what == "downloading"
                         && *id == services.default_model_spec()
@@ -77,9 +77,9 @@ impl ModelsScreen {
                     }
                     done.push((id.clone(), format!("{} finished", job.what)))
                 }
-                Ok(Err(e)) => done.push((id.clone(), e)),
-                Err(mpsc::TryRecvError::Empty) => {}
-                Err(mpsc::TryRecvError::Disconnected) => done.push((id.clone(), "stopped unexpectedly".into())),
+                Polled::Ready(Err(e)) => done.push((id.clone(), e)),
+                Polled::Waiting => {}
+                Polled::Lost => done.push((id.clone(), "stopped unexpectedly".into())),
             }
         }
         for (id, outcome) in done {
@@ -101,14 +101,13 @@ impl ModelsScreen {
 
     pub fn ui(&mut self, ui: &mut egui::Ui, services: &mut Services) {
         self.poll(services);
-        if self.busy() {
-            ui.ctx().request_repaint_after(std::time::Duration::from_millis(100));
-        }
-        if let Some(rx) = &self.picking {
-            if let Ok(path) = rx.try_recv() {
+        match self.picking.as_ref().map(Pending::poll) {
+            Some(Polled::Ready(Some(path))) => {
                 self.picking = None;
                 add_local_file(services, &path);
             }
+            Some(Polled::Ready(None) | Polled::Lost) => self.picking = None,
+            Some(Polled::Waiting) | None => {}
         }
         ui.heading("Models");
         ui.label(services.local_status());

@@ -1,10 +1,10 @@
 //! Progress the GUI can draw: the store and the tasks report into it from
 //! their threads; a screen reads it each frame.
 
-use crate::progress::Progress;
+use crate::progress::{Progress, Wake};
 use eframe::egui;
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone)]
 pub struct Snapshot {
@@ -16,29 +16,44 @@ pub struct Snapshot {
     pub last_note: String,
 }
 
-pub struct GuiProgress(Mutex<Snapshot>);
-
-impl Default for GuiProgress {
-    fn default() -> Self {
-        GuiProgress(Mutex::new(Snapshot {
-            label: String::new(),
-            total: 0,
-            position: 0,
-            started: Instant::now(),
-            finished: false,
-            last_note: String::new(),
-        }))
-    }
+pub struct GuiProgress {
+    state: Mutex<Snapshot>,
+    /// Redraws the window when the bar moves.
+    wake: Wake,
+    /// When the window was last woken for a move of the bar: a download
+    /// reports every few kilobytes, and twenty redraws a second are plenty.
+    woken_at: Mutex<Instant>,
 }
 
 impl GuiProgress {
-    pub fn snapshot(&self) -> Snapshot {
-        self.0.lock().map(|s| s.clone()).unwrap_or_else(|e| e.into_inner().clone())
+    pub fn new(wake: Wake) -> Self {
+        GuiProgress {
+            state: Mutex::new(Snapshot {
+                label: String::new(),
+                total: 0,
+                position: 0,
+                started: Instant::now(),
+                finished: false,
+                last_note: String::new(),
+            }),
+            wake,
+            woken_at: Mutex::new(Instant::now()),
+        }
     }
 
-    fn with(&self, f: impl FnOnce(&mut Snapshot)) {
-        let mut guard = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        f(&mut guard);
+    pub fn snapshot(&self) -> Snapshot {
+        self.state.lock().map(|s| s.clone()).unwrap_or_else(|e| e.into_inner().clone())
+    }
+
+    /// Change the snapshot, then wake the window: always for a new phase, an
+    /// end or a note, at most every 50 ms for a move of the bar.
+    fn with(&self, moved_only: bool, f: impl FnOnce(&mut Snapshot)) {
+        f(&mut self.state.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut woken_at = self.woken_at.lock().unwrap_or_else(|e| e.into_inner());
+        if !moved_only || woken_at.elapsed() >= Duration::from_millis(50) {
+            *woken_at = Instant::now();
+            self.wake.wake();
+        }
     }
 
     /// A bar with bytes, rate and what is happening.
@@ -76,7 +91,7 @@ impl GuiProgress {
 
 impl Progress for GuiProgress {
     fn begin(&self, label: &str, total: u64) {
-        self.with(|s| {
+        self.with(false, |s| {
             s.label = label.to_string();
             s.total = total;
             s.position = 0;
@@ -85,15 +100,15 @@ impl Progress for GuiProgress {
         });
     }
     fn advance(&self, units: u64) {
-        self.with(|s| s.position += units);
+        self.with(true, |s| s.position += units);
     }
     fn set_position(&self, units: u64) {
-        self.with(|s| s.position = units);
+        self.with(true, |s| s.position = units);
     }
     fn finish(&self) {
-        self.with(|s| s.finished = true);
+        self.with(false, |s| s.finished = true);
     }
     fn note(&self, line: &str) {
-        self.with(|s| s.last_note = line.to_string());
+        self.with(false, |s| s.last_note = line.to_string());
     }
 }

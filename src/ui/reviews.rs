@@ -3,24 +3,26 @@
 //! a sortable table, and — when the file has labels — the mistakes.
 
 use super::cached::Cached;
+use super::pending::{Pending, Polled};
 use super::progress::GuiProgress;
 use super::services::{LocalState, Services};
-use crate::db::{Db, RunInfo, RunRow};
-use crate::engine::Cancel;
+use crate::db::{Db, RunInfo, RunRow, RunStatus};
+use crate::engine::{BackendSpec, Cancel, DataLocation};
 use crate::tasks::classify::{
-    agreement, default_instruction, export_csv, parse_labels, summarize, Classifier, ClassifyConfig, CloudClassifier,
-    LocalClassifier, RunConfig, RunOutcome, Summary, EXAMPLE_REVIEWS,
+    agreement, default_instruction, export_csv, parse_labels, plan_run, resume_run, start_run, summarize, Classifier,
+    ClassifyConfig, ClassifyError, CloudClassifier, LazyLocalClassifier, RunConfig, RunOutcome, Summary,
+    EXAMPLE_REVIEWS,
 };
 use crate::tasks::input::Table;
 use eframe::egui;
 use std::path::PathBuf;
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 
 struct Running {
     run_id: i64,
     progress: Arc<GuiProgress>,
     cancel: Cancel,
-    rx: mpsc::Receiver<Result<RunOutcome, String>>,
+    result: Pending<Result<RunOutcome, String>>,
     /// When the partial results were last read from the database.
     shown_at: std::time::Instant,
 }
@@ -47,7 +49,7 @@ pub struct ReviewsScreen {
     pub calibration: f64,
     /// Few-shot examples, one per line: `review => label`.
     pub examples: String,
-    pub backend: String,
+    pub backend: BackendSpec,
     running: Option<Running>,
     /// The run shown in the results.
     pub shown_run: Option<i64>,
@@ -63,7 +65,7 @@ pub struct ReviewsScreen {
     agreement: Cached<(i64, i64, usize, crate::db::Revision), crate::tasks::classify::Agreement>,
     /// Every run, newest first, per database revision.
     runs: Cached<crate::db::Revision, Vec<RunInfo>>,
-    picking: Option<mpsc::Receiver<PathBuf>>,
+    picking: Option<Pending<Option<PathBuf>>>,
     /// The last run is shown when the screen first opens.
     opened: bool,
 }
@@ -83,7 +85,7 @@ impl Default for ReviewsScreen {
             instruction,
             calibration: crate::tasks::classify::DEFAULT_CALIBRATION,
             examples: String::new(),
-            backend: "local".into(),
+            backend: BackendSpec::Local,
             running: None,
             shown_run: None,
             rows: Vec::new(),
@@ -166,30 +168,29 @@ impl ReviewsScreen {
                 path
             }
         };
-        let table = Table::open(&source).map_err(|e| e.to_string())?;
-        let text_column = if self.file.is_some() && !self.text_column.is_empty() {
-            self.text_column.clone()
-        } else {
-            table.headers[table.guess_text_column()].clone()
-        };
-        let label_column = Some(self.label_column.clone()).filter(|c| !c.is_empty() && self.file.is_some());
-        let model = match (&services.local, self.backend.as_str()) {
-            (LocalState::Ready(engine), "local") => Some(engine.name.clone()),
+        // Pasted text has no columns to choose: its one column is the text.
+        let from_file = |c: &String| Some(c.clone()).filter(|c| !c.is_empty() && self.file.is_some());
+        let model = match (&services.local, &self.backend) {
+            (LocalState::Ready(engine), BackendSpec::Local) => Some(engine.name.clone()),
             _ => None,
         };
-        let config = RunConfig { classify, text_column, label_column, headers: table.headers.clone(), model };
+        let plan = plan_run(
+            &source,
+            classify,
+            from_file(&self.text_column).as_deref(),
+            from_file(&self.label_column).as_deref(),
+            model,
+        )
+        .map_err(|e| e.to_string())?;
         // Everything that can refuse (a model still loading, a cloud key
         // missing) is asked before the run exists, so a refusal leaves no
         // empty run behind in "Earlier runs".
         let cancel = Cancel::new();
-        let classifier = self.classifier(services, &config, &cancel)?;
-        let run_id = services
-            .db
-            .create_run(&source.to_string_lossy(), &self.backend, &serde_json::to_string(&config).unwrap_or_default())
-            .map_err(|e| e.to_string())?;
-        let launched = self.launch(services, run_id, table, config, classifier, cancel);
+        let classifier = classifier(services, &self.backend, &plan.config, &cancel)?;
+        let run_id = start_run(&services.db, &plan, &self.backend).map_err(|e| e.to_string())?;
+        let launched = self.launch(services, run_id, plan.table, plan.config, classifier, cancel);
         if launched.is_err() {
-            let _ = services.db.set_run_status(run_id, "failed");
+            let _ = services.db.set_run_status(run_id, RunStatus::Failed);
         }
         launched
     }
@@ -199,44 +200,19 @@ impl ReviewsScreen {
         // An earlier message (say, from a refused Classify) is not about this run.
         self.error = None;
         let result = (|| {
-            let info = services.db.run(run_id).map_err(|e| e.to_string())?;
-            let mut config: RunConfig = serde_json::from_str(&info.config_json).map_err(|e| e.to_string())?;
-            if info.backend == "local" {
-                let engine = services.local_engine()?;
-                if config.claim_model(run_id, &engine.name)? {
-                    let json = serde_json::to_string(&config).map_err(|e| e.to_string())?;
-                    services.db.set_run_config(run_id, &json).map_err(|e| e.to_string())?;
-                }
+            let mut resumed = resume_run(&services.db, run_id, crate::db::now_s()).map_err(|e| e.to_string())?;
+            if resumed.backend.is_local() {
+                let loaded = services.local_engine().map_err(|e| e.to_string())?.name.clone();
+                resumed.claim_model(&services.db, &loaded).map_err(|e| e.to_string())?;
             }
-            let table = Table::open(std::path::Path::new(&info.source)).map_err(|e| e.to_string())?;
-            self.backend = info.backend.clone();
+            self.backend = resumed.backend.clone();
             let cancel = Cancel::new();
-            let classifier = self.classifier(services, &config, &cancel)?;
-            self.launch(services, run_id, table, config, classifier, cancel)
+            let classifier = classifier(services, &resumed.backend, &resumed.config, &cancel)?;
+            self.launch(services, run_id, resumed.table, resumed.config, classifier, cancel)
         })();
         match result {
             Ok(r) => self.running = Some(r),
             Err(e) => self.error = Some(e),
-        }
-    }
-
-    /// The classifier for the chosen backend, or why there is none yet.
-    fn classifier(
-        &self,
-        services: &Services,
-        config: &RunConfig,
-        cancel: &Cancel,
-    ) -> Result<Box<dyn Classifier + Send>, String> {
-        if self.backend == "local" {
-            let engine = services.local_engine()?;
-            // Calibration asks the model three questions: quick, but not for the UI thread.
-            let (engine, classify) = (engine.clone(), config.classify.clone());
-            Ok(Box::new(LazyLocal { engine: Some(engine), config: classify, inner: None }))
-        } else {
-            let cloud = services.cloud(self.backend.trim_start_matches("cloud:"))?;
-            Ok(Box::new(
-                CloudClassifier::new(cloud, config.classify.clone(), cancel.clone()).map_err(|e| e.to_string())?,
-            ))
         }
     }
 
@@ -250,29 +226,15 @@ impl ReviewsScreen {
         mut classifier: Box<dyn Classifier + Send>,
         cancel: Cancel,
     ) -> Result<Running, String> {
-        let progress = Arc::new(GuiProgress::default());
-        let (tx, rx) = mpsc::channel();
+        let progress = Arc::new(GuiProgress::new(services.wake.clone()));
         let (p, c, paths) = (progress.clone(), cancel.clone(), services.paths.clone());
-        std::thread::Builder::new()
-            .name("duet-classify".into())
-            .spawn(move || {
-                let result = Db::open_default(&paths).map_err(|e| e.to_string()).and_then(|mut db| {
-                    crate::tasks::classify::run_table(
-                        &mut db,
-                        run_id,
-                        table,
-                        &config,
-                        classifier.as_mut(),
-                        p.as_ref(),
-                        &c,
-                    )
-                    .map_err(|e| e.to_string())
-                });
-                let _ = tx.send(result);
-            })
-            .map_err(|e| e.to_string())?;
+        let result = Pending::spawn("duet-classify", &services.wake, move || {
+            let mut db = Db::open_default(&paths).map_err(|e| e.to_string())?;
+            crate::tasks::classify::run_table(&mut db, run_id, table, &config, classifier.as_mut(), p.as_ref(), &c)
+                .map_err(|e| e.to_string())
+        });
         self.shown_run = Some(run_id);
-        Ok(Running { run_id, progress, cancel, rx, shown_at: std::time::Instant::now() })
+        Ok(Running { run_id, progress, cancel, result, shown_at: std::time::Instant::now() })
     }
 
     pub fn cancel(&self) {
@@ -301,8 +263,8 @@ impl ReviewsScreen {
         if refresh {
             r.shown_at = std::time::Instant::now();
         }
-        match r.rx.try_recv() {
-            Ok(result) => {
+        match r.result.poll() {
+            Polled::Ready(result) => {
                 let run_id = r.run_id;
                 self.running = None;
                 match result {
@@ -326,13 +288,13 @@ impl ReviewsScreen {
                 }
                 self.show_run(&services.db, run_id);
             }
-            Err(mpsc::TryRecvError::Empty) => {
+            Polled::Waiting => {
                 if refresh {
                     let id = r.run_id;
                     self.show_run(&services.db, id);
                 }
             }
-            Err(mpsc::TryRecvError::Disconnected) => {
+            Polled::Lost => {
                 self.running = None;
                 self.error = Some("the classification stopped unexpectedly".into());
             }
@@ -347,14 +309,13 @@ impl ReviewsScreen {
             }
         }
         self.poll(services);
-        if self.running.is_some() {
-            ui.ctx().request_repaint_after(std::time::Duration::from_millis(60));
-        }
-        if let Some(rx) = &self.picking {
-            if let Ok(p) = rx.try_recv() {
+        match self.picking.as_ref().map(Pending::poll) {
+            Some(Polled::Ready(Some(path))) => {
                 self.picking = None;
-                self.import(p);
+                self.import(path);
             }
+            Some(Polled::Ready(None) | Polled::Lost) => self.picking = None,
+            Some(Polled::Waiting) | None => {}
         }
         // Files dropped on the window.
         let dropped: Vec<PathBuf> = ui.input(|i| {
@@ -448,10 +409,14 @@ impl ReviewsScreen {
                     }
                 });
         });
-        if self.backend == "local" {
-            ui.weak("The reviews stay on this computer.");
-        } else if let Ok(host) = services.cloud_host(self.backend.trim_start_matches("cloud:")) {
-            ui.colored_label(ui.visuals().warn_fg_color, format!("The reviews will be sent to {host}."));
+        match services.data_location(&self.backend) {
+            Ok(DataLocation::ThisComputer) => {
+                ui.weak("The reviews stay on this computer.");
+            }
+            Ok(DataLocation::SentTo(host)) => {
+                ui.colored_label(ui.visuals().warn_fg_color, format!("The reviews will be sent to {host}."));
+            }
+            Err(_) => {}
         }
         if let Some(r) = &self.running {
             r.progress.ui(ui, Some(&r.cancel));
@@ -564,7 +529,7 @@ impl ReviewsScreen {
                     Ok(()) => {
                         services.save_dialog("reviews-labeled.csv".into(), String::from_utf8_lossy(&buf).into_owned())
                     }
-                    Err(e) => self.error = Some(e),
+                    Err(e) => self.error = Some(format!("could not write the CSV: {e}")),
                 }
             }
         });
@@ -658,27 +623,23 @@ impl ReviewsScreen {
     }
 }
 
-/// Builds the local classifier on the worker thread (calibration runs the model).
-struct LazyLocal {
-    engine: Option<crate::engine::local::LocalEngine>,
-    config: ClassifyConfig,
-    inner: Option<LocalClassifier>,
-}
-
-impl Classifier for LazyLocal {
-    fn backend_label(&self) -> String {
-        self.engine
-            .as_ref()
-            .map(|e| e.name.clone())
-            .or_else(|| self.inner.as_ref().map(|i| i.backend_label()))
-            .unwrap_or_default()
-    }
-
-    fn classify(&mut self, review: &str) -> Result<crate::tasks::classify::Verdict, String> {
-        if self.inner.is_none() {
-            let engine = self.engine.take().ok_or("the local model went away")?;
-            self.inner = Some(LocalClassifier::new(engine, self.config.clone()).map_err(|e| e.to_string())?);
+/// The classifier for `backend`, or why there is none yet.
+fn classifier(
+    services: &Services,
+    backend: &BackendSpec,
+    config: &RunConfig,
+    cancel: &Cancel,
+) -> Result<Box<dyn Classifier + Send>, String> {
+    let config = config.classify.clone();
+    let built: Result<Box<dyn Classifier + Send>, ClassifyError> = match backend {
+        BackendSpec::Local => {
+            let engine = services.local_engine().map_err(|e| e.to_string())?;
+            LazyLocalClassifier::new(engine.clone(), config).map(|c| Box::new(c) as _)
         }
-        self.inner.as_mut().ok_or("the local model went away")?.classify(review)
-    }
+        BackendSpec::Cloud { .. } => {
+            let cloud = services.cloud(backend).map_err(|e| e.to_string())?;
+            CloudClassifier::new(cloud, config, cancel.clone()).map(|c| Box::new(c) as _)
+        }
+    };
+    built.map_err(|e| e.to_string())
 }

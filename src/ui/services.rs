@@ -2,14 +2,17 @@
 //! the local model (loaded on a background thread). Screens ask for a backend
 //! here; they never open files or sockets themselves.
 
+use super::pending::{Pending, Polled};
 use super::progress::GuiProgress;
 use crate::catalog::{Catalog, ModelKind};
 use crate::config::{Paths, Settings};
 use crate::db::Db;
 use crate::engine::cloud::{CloudBackend, CloudOptions};
 use crate::engine::local::{LoadOptions, LocalEngine};
-use crate::engine::{Backend, Cancel};
+use crate::engine::{Backend, BackendSpec, Cancel, DataLocation};
+use crate::progress::Wake;
 use crate::store::Store;
+use crate::tasks::answer::Contender;
 use eframe::egui;
 use std::path::PathBuf;
 use std::sync::{mpsc, Arc};
@@ -34,11 +37,14 @@ pub struct Services {
     pub local_spec: String,
     pub local_progress: Arc<GuiProgress>,
     pub local_cancel: Cancel,
-    local_rx: Option<mpsc::Receiver<Result<LocalEngine, String>>>,
+    local_job: Option<Pending<Result<LocalEngine, String>>>,
     pub last_tok_per_s: Option<f64>,
     /// A message for the person (errors from saving settings, exports…).
     pub notice: Option<String>,
     notices: (mpsc::Sender<String>, mpsc::Receiver<String>),
+    /// Redraws the window; workers call it when they have news. Set at the
+    /// first frame (the window does not exist when services open).
+    pub wake: Wake,
 }
 
 impl Services {
@@ -58,12 +64,13 @@ impl Services {
             db,
             local: LocalState::Idle,
             local_spec: String::new(),
-            local_progress: Arc::new(GuiProgress::default()),
+            local_progress: Arc::new(GuiProgress::new(Wake::default())),
             local_cancel: Cancel::new(),
-            local_rx: None,
+            local_job: None,
             last_tok_per_s: None,
             notice,
             notices: mpsc::channel(),
+            wake: Wake::default(),
         })
     }
 
@@ -90,14 +97,12 @@ impl Services {
     pub fn load_local(&mut self, spec: &str) {
         self.local_cancel.cancel();
         self.local_cancel = Cancel::new();
-        self.local_progress = Arc::new(GuiProgress::default());
+        self.local_progress = Arc::new(GuiProgress::new(self.wake.clone()));
         self.local_spec = spec.to_string();
         self.local = LocalState::Busy;
-        let (tx, rx) = mpsc::channel();
-        self.local_rx = Some(rx);
         let (store, catalog, spec) = (self.store(), self.catalog.clone(), spec.to_string());
         let (progress, cancel) = (self.local_progress.clone(), self.local_cancel.clone());
-        let spawned = std::thread::Builder::new().name("duet-load".into()).spawn(move || {
+        self.local_job = Some(Pending::spawn("duet-load", &self.wake, move || {
             let path = if spec.ends_with(".gguf") {
                 Ok(PathBuf::from(&spec))
             } else {
@@ -109,22 +114,18 @@ impl Services {
                     Err(e) => Err(e.to_string()),
                 }
             };
-            let result = path.and_then(|p| {
+            path.and_then(|p| {
                 use crate::progress::Progress;
                 progress.begin("loading the model", 0);
                 LocalEngine::start(&p, LoadOptions::default()).map_err(|e| e.to_string())
-            });
-            let _ = tx.send(result);
-        });
-        if spawned.is_err() {
-            self.local = LocalState::Failed("could not start a thread to load the model".into());
-        }
+            })
+        }));
     }
 
     /// Ask where to save `content`, then write it; the outcome becomes a notice.
     /// The dialog runs on its own thread so the window keeps drawing.
     pub fn save_dialog(&self, file_name: String, content: String) {
-        let tx = self.notices.0.clone();
+        let (tx, wake) = (self.notices.0.clone(), self.wake.clone());
         let _ = std::thread::Builder::new().name("duet-save".into()).spawn(move || {
             let Some(path) = rfd::FileDialog::new().set_file_name(&file_name).save_file() else { return };
             let msg = match std::fs::write(&path, content) {
@@ -132,24 +133,25 @@ impl Services {
                 Err(e) => format!("Could not save {}: {e}", path.display()),
             };
             let _ = tx.send(msg);
+            wake.wake();
         });
     }
 
-    /// Ask for a file to open; the answer arrives on the returned channel.
-    pub fn open_dialog(&self, what: &str, extensions: &[&str]) -> mpsc::Receiver<PathBuf> {
-        let (tx, rx) = mpsc::channel();
+    /// Ask for a file to open; the answer (None when the dialog was closed) arrives later.
+    pub fn open_dialog(&self, what: &str, extensions: &[&str]) -> Pending<Option<PathBuf>> {
         let (what, extensions): (String, Vec<String>) =
             (what.into(), extensions.iter().map(|e| e.to_string()).collect());
-        let _ = std::thread::Builder::new().name("duet-open".into()).spawn(move || {
-            if let Some(p) = rfd::FileDialog::new().add_filter(&what, &extensions).pick_file() {
-                let _ = tx.send(p);
-            }
-        });
-        rx
+        Pending::spawn("duet-open", &self.wake, move || {
+            rfd::FileDialog::new().add_filter(&what, &extensions).pick_file()
+        })
     }
 
     /// Take in whatever background work finished since the last frame.
-    pub fn poll(&mut self, _ctx: &egui::Context) {
+    pub fn poll(&mut self, ctx: &egui::Context) {
+        if !self.wake.is_set() {
+            let ctx = ctx.clone();
+            self.wake = Wake::new(move || ctx.request_repaint());
+        }
         if let Ok(n) = self.notices.1.try_recv() {
             self.notice = Some(n);
         }
@@ -157,28 +159,14 @@ impl Services {
             let spec = self.default_model_spec();
             self.load_local(&spec);
         }
-        if let Some(rx) = &self.local_rx {
-            match rx.try_recv() {
-                Ok(Ok(engine)) => {
-                    self.local = LocalState::Ready(engine);
-                    self.local_rx = None;
-                }
-                Ok(Err(e)) => {
-                    self.local = LocalState::Failed(e);
-                    self.local_rx = None;
-                }
-                Err(mpsc::TryRecvError::Empty) => {}
-                Err(mpsc::TryRecvError::Disconnected) => {
-                    self.local = LocalState::Failed("the model loader stopped unexpectedly".into());
-                    self.local_rx = None;
-                }
-            }
+        let polled = self.local_job.as_ref().map(Pending::poll);
+        match polled {
+            Some(Polled::Ready(Ok(engine))) => self.local = LocalState::Ready(engine),
+            Some(Polled::Ready(Err(e))) => self.local = LocalState::Failed(e),
+            Some(Polled::Lost) => self.local = LocalState::Failed("the model loader stopped unexpectedly".into()),
+            Some(Polled::Waiting) | None => return,
         }
-    }
-
-    /// Something in the background that the screen should keep redrawing for.
-    pub fn busy(&self) -> bool {
-        matches!(self.local, LocalState::Busy)
+        self.local_job = None;
     }
 
     /// One line for the status bar.
@@ -198,63 +186,97 @@ impl Services {
         }
     }
 
-    /// The backend behind "local" or "cloud:NAME", or why it can't be used now.
-    pub fn backend(&self, spec: &str) -> Result<Box<dyn Backend>, String> {
-        if spec == "local" {
-            return Ok(Box::new(self.local_engine()?.clone()));
+    /// The backend behind `spec`, or why it can't be used now.
+    pub fn backend(&self, spec: &BackendSpec) -> Result<Box<dyn Backend>, Unavailable> {
+        match spec {
+            BackendSpec::Local => Ok(Box::new(self.local_engine()?.clone())),
+            BackendSpec::Cloud { .. } => Ok(Box::new(self.cloud(spec)?)),
         }
-        Ok(Box::new(self.cloud(spec.strip_prefix("cloud:").unwrap_or(""))?))
+    }
+
+    /// The backend behind `spec` with its prices, ready to answer.
+    pub fn contender(&self, spec: &BackendSpec) -> Result<Contender, Unavailable> {
+        let prices = match spec {
+            BackendSpec::Local => None,
+            BackendSpec::Cloud { .. } => Some(self.catalog.prices_for(self.usable_profile(spec)?)),
+        };
+        Ok(Contender { spec: spec.clone(), backend: self.backend(spec)?, prices })
     }
 
     /// The loaded local model, or what the user should know while there is none.
-    pub fn local_engine(&self) -> Result<&LocalEngine, String> {
+    pub fn local_engine(&self) -> Result<&LocalEngine, Unavailable> {
         match &self.local {
             LocalState::Ready(e) => Ok(e),
-            LocalState::Busy => {
-                Err("The local model is still loading; try again in a moment. (Progress is in the status bar.)".into())
-            }
-            LocalState::Failed(e) => {
-                Err(format!("The local model could not be loaded: {e}. Open Models to fetch or pick another."))
-            }
-            LocalState::Idle => Err("The local model is not loaded yet.".into()),
+            LocalState::Busy => Err(Unavailable::LocalLoading),
+            LocalState::Failed(e) => Err(Unavailable::LocalFailed(e.clone())),
+            LocalState::Idle => Err(Unavailable::LocalIdle),
         }
     }
 
-    pub fn cloud(&self, name: &str) -> Result<CloudBackend, String> {
-        Ok(crate::engine::cloud::backend_for(self.usable_profile(name)?, CloudOptions::default()))
+    pub fn cloud(&self, spec: &BackendSpec) -> Result<CloudBackend, Unavailable> {
+        Ok(crate::engine::cloud::backend_for(self.usable_profile(spec)?, CloudOptions::default()))
     }
 
-    /// Where a cloud profile would send data, without looking up its key (the
-    /// keyring can be slow, and this is drawn every frame).
-    pub fn cloud_host(&self, name: &str) -> Result<String, String> {
-        Ok(crate::engine::cloud::host_of(&self.usable_profile(name)?.base_url))
+    /// Where a backend sends data, without looking up a key (the keyring can
+    /// be slow, and this is drawn every frame).
+    pub fn data_location(&self, spec: &BackendSpec) -> Result<DataLocation, Unavailable> {
+        match spec {
+            BackendSpec::Local => Ok(DataLocation::ThisComputer),
+            BackendSpec::Cloud { .. } => {
+                Ok(DataLocation::SentTo(crate::engine::cloud::host_of(&self.usable_profile(spec)?.base_url)))
+            }
+        }
     }
 
-    fn usable_profile(&self, name: &str) -> Result<&crate::config::CloudProfile, String> {
+    /// "Your messages stay on this computer." / "… are sent to HOST." / why not.
+    pub fn privacy_line(&self, spec: &BackendSpec, what: &str) -> String {
+        match self.data_location(spec) {
+            Ok(DataLocation::ThisComputer) => format!("Your {what} stay on this computer."),
+            Ok(DataLocation::SentTo(host)) => format!("Your {what} are sent to {host}."),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    fn usable_profile(&self, spec: &BackendSpec) -> Result<&crate::config::CloudProfile, Unavailable> {
         if self.settings.app.offline {
-            return Err(
-                "Offline mode is on, so nothing is sent to the cloud. Turn it off in Settings, or use the local model."
-                    .into(),
-            );
+            return Err(Unavailable::Offline);
         }
-        self.settings.profile(name).ok_or_else(|| format!("There is no cloud profile '{name}'. Add one in Settings."))
+        let name = spec.profile().unwrap_or_default();
+        let found = match spec.profile() {
+            Some(name) => self.settings.profile(name),
+            None => self.settings.cloud.first(),
+        };
+        found.ok_or_else(|| Unavailable::NoProfile(name.to_string()))
     }
 
-    /// "local" plus "cloud:NAME" for each profile, with names for people.
-    pub fn backend_choices(&self) -> Vec<(String, String)> {
-        let mut out = vec![("local".to_string(), "This computer (local model)".to_string())];
+    /// The local model plus each cloud profile, with names for people.
+    pub fn backend_choices(&self) -> Vec<(BackendSpec, String)> {
+        let mut out = vec![(BackendSpec::Local, "This computer (local model)".to_string())];
         for p in &self.settings.cloud {
-            out.push((format!("cloud:{}", p.name), format!("Cloud: {} ({})", p.name, p.model)));
+            out.push((BackendSpec::cloud(&p.name), format!("Cloud: {} ({})", p.name, p.model)));
         }
         out
     }
 
-    /// Dollars for a cloud answer, from the profile's prices; None for local.
-    pub fn cost_usd(&self, spec: &str, prompt_tokens: usize, completion_tokens: usize) -> Option<f64> {
-        let name = spec.strip_prefix("cloud:")?;
-        let p = self.settings.profile(name)?;
-        Some(crate::catalog::cost_usd(self.catalog.prices_for(p), prompt_tokens, completion_tokens))
+    /// The name people see for `spec` in menus.
+    pub fn backend_name(&self, spec: &BackendSpec) -> String {
+        self.backend_choices().into_iter().find(|(k, _)| k == spec).map(|(_, v)| v).unwrap_or_else(|| spec.to_string())
     }
+}
+
+/// Why a backend can't answer right now, in words for the person.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Unavailable {
+    #[error("The local model is still loading; try again in a moment. (Progress is in the status bar.)")]
+    LocalLoading,
+    #[error("The local model could not be loaded: {0}. Open Models to fetch or pick another.")]
+    LocalFailed(String),
+    #[error("The local model is not loaded yet.")]
+    LocalIdle,
+    #[error("Offline mode is on, so nothing is sent to the cloud. Turn it off in Settings, or use the local model.")]
+    Offline,
+    #[error("There is no cloud profile '{0}'. Add one in Settings.")]
+    NoProfile(String),
 }
 
 /// This process's resident memory (Linux), for the status bar.

@@ -3,10 +3,12 @@
 //! SQLite and resumed, CSV out, and every kind of bad input from the issue.
 
 use crate::common::{duet, engine, stderr, stdout};
-use duet::db::Db;
+use duet::db::{Db, RunStatus};
+use duet::engine::BackendSpec;
 use duet::progress::{Cancel, Silent};
 use duet::tasks::classify::{
-    export_csv, run_table, summarize, Classifier, ClassifyConfig, LocalClassifier, RunConfig, Verdict, EXAMPLE_REVIEWS,
+    export_csv, run_table, summarize, Classifier, ClassifyConfig, ClassifyError, LocalClassifier, RunConfig, Verdict,
+    EXAMPLE_REVIEWS,
 };
 use duet::tasks::input::{Row, Table};
 use std::path::Path;
@@ -71,7 +73,7 @@ impl Classifier for StopAfter<'_> {
     fn backend_label(&self) -> String {
         self.inner.backend_label()
     }
-    fn classify(&mut self, review: &str) -> Result<Verdict, String> {
+    fn classify(&mut self, review: &str) -> Result<Verdict, ClassifyError> {
         self.seen += 1;
         if self.seen == self.after {
             self.cancel.cancel();
@@ -91,17 +93,17 @@ struct Watch<'a> {
     inner: LocalClassifier,
     db: &'a Path,
     run: i64,
-    status: Option<String>,
+    status: Option<RunStatus>,
 }
 
 impl Classifier for Watch<'_> {
     fn backend_label(&self) -> String {
         self.inner.backend_label()
     }
-    fn classify(&mut self, review: &str) -> Result<Verdict, String> {
+    fn classify(&mut self, review: &str) -> Result<Verdict, ClassifyError> {
         if self.status.is_none() {
-            let other = Db::open(self.db).map_err(|e| e.to_string())?;
-            self.status = Some(other.run(self.run).map_err(|e| e.to_string())?.status);
+            let other = Db::open(self.db)?;
+            self.status = Some(other.run(self.run)?.status);
         }
         self.inner.classify(review)
     }
@@ -123,27 +125,27 @@ fn a_cancelled_run_resumes_to_the_same_result_as_an_uninterrupted_one() {
         headers: vec!["id".into(), "text".into(), "label".into()],
         model: None,
     };
-    let whole = db.create_run("r.csv", "local", "{}").expect("run");
+    let whole = db.create_run("r.csv", &BackendSpec::Local, "{}").expect("run");
     let done =
         run_table(&mut db, whole, Table::open(&path).expect("t"), &config, &mut classifier(), &Silent, &Cancel::new())
             .expect("runs");
     assert!(done.finished);
-    assert_eq!(db.run(whole).expect("run").status, "done");
+    assert_eq!(db.run(whole).expect("run").status, RunStatus::Done);
 
-    let part = db.create_run("r.csv", "local", "{}").expect("run");
+    let part = db.create_run("r.csv", &BackendSpec::Local, "{}").expect("run");
     let cancel = Cancel::new();
     let mut stopping = StopAfter { inner: classifier(), after: 3, seen: 0, cancel: &cancel };
     let first = run_table(&mut db, part, Table::open(&path).expect("t"), &config, &mut stopping, &Silent, &cancel)
         .expect("runs");
     assert!(!first.finished);
-    assert_eq!(db.run(part).expect("run").status, "cancelled");
+    assert_eq!(db.run(part).expect("run").status, RunStatus::Cancelled);
     let saved = db.run_rows(part).expect("rows").len();
     assert!((3..8).contains(&saved), "saved {saved}");
     let db_path = dir.path().join("db.sqlite3");
     let mut watch = Watch { inner: classifier(), db: &db_path, run: part, status: None };
     let second = run_table(&mut db, part, Table::open(&path).expect("t"), &config, &mut watch, &Silent, &Cancel::new())
         .expect("resumes");
-    assert_eq!(watch.status.as_deref(), Some("running"), "a resumed run shows as running, not cancelled");
+    assert_eq!(watch.status, Some(RunStatus::Running), "a resumed run shows as running, not cancelled");
     assert!(second.finished);
     assert_eq!(second.classified_now, 8 - saved, "only the missing rows are classified");
     let a = db.run_rows(whole).expect("rows");
@@ -241,12 +243,12 @@ fn a_run_that_cannot_go_on_is_marked_failed_not_running() {
         headers: vec!["id".into(), "text".into()],
         model: None,
     };
-    let run = db.create_run("r.csv", "local", "{}").expect("run");
+    let run = db.create_run("r.csv", &BackendSpec::Local, "{}").expect("run");
     let err =
         run_table(&mut db, run, Table::open(&path).expect("t"), &config, &mut classifier(), &Silent, &Cancel::new())
             .expect_err("the column is gone");
     assert!(err.to_string().contains("comment"), "the error names the columns there are: {err}");
-    assert_eq!(db.run(run).expect("run").status, "failed");
+    assert_eq!(db.run(run).expect("run").status, RunStatus::Failed);
 }
 
 /// A run remembers its local model, and resuming it with another one is refused with what to do.
@@ -290,8 +292,9 @@ fn resuming_from_the_command_line() {
         headers: vec!["text".into()],
         model: None,
     };
-    let run =
-        db.create_run(&csv.to_string_lossy(), "local", &serde_json::to_string(&config).expect("json")).expect("run");
+    let run = db
+        .create_run(&csv.to_string_lossy(), &BackendSpec::Local, &serde_json::to_string(&config).expect("json"))
+        .expect("run");
     let id = run.to_string();
 
     let o = duet(&["classify", "--resume", &id], home.path(), &[]);
@@ -299,7 +302,7 @@ fn resuming_from_the_command_line() {
     assert!(stderr(&o).contains("still being classified by another duet"), "{}", stderr(&o));
     assert_eq!(db.run(run).expect("run").rows, 0, "nothing was classified twice");
 
-    db.set_run_status(run, "cancelled").expect("status");
+    db.set_run_status(run, RunStatus::Cancelled).expect("status");
     let o = duet(&["classify", "--resume", &id], home.path(), &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     let info = db.run(run).expect("run");

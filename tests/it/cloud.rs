@@ -146,7 +146,7 @@ fn quick() -> CloudOptions {
 }
 
 fn hello() -> GenRequest {
-    GenRequest::new(vec![Message::new("user", "Say hello")])
+    GenRequest::new(vec![Message::user("Say hello")])
 }
 
 #[test]
@@ -176,10 +176,10 @@ fn streams_an_answer_with_usage_and_says_where_it_went() {
 #[test]
 fn a_rejected_key_says_what_to_do_and_never_shows_the_key() {
     let fake = fake_provider();
-    let err = client(&fake, "auth", quick()).complete(hello(), Cancel::new()).unwrap_err();
+    let err = client(&fake, "auth", quick()).complete(hello(), Cancel::new()).unwrap_err().to_string();
     assert!(err.contains("rejected (401)") && err.contains("OPENAI_API_KEY"), "{err}");
     assert!(!err.contains(KEY), "the key leaked into the error: {err}");
-    let err = client(&fake, "model404", quick()).complete(hello(), Cancel::new()).unwrap_err();
+    let err = client(&fake, "model404", quick()).complete(hello(), Cancel::new()).unwrap_err().to_string();
     assert!(err.contains("does not know the model 'gpt-test'"), "{err}");
 }
 
@@ -190,7 +190,7 @@ fn rate_limits_and_server_errors_are_retried_a_bounded_number_of_times() {
     assert_eq!(ok.text, "Hello world");
     let ok = client(&fake, "flaky", quick()).complete(hello(), Cancel::new()).expect("second try succeeds");
     assert_eq!(ok.text, "Hello world");
-    let err = client(&fake, "always500", quick()).complete(hello(), Cancel::new()).unwrap_err();
+    let err = client(&fake, "always500", quick()).complete(hello(), Cancel::new()).unwrap_err().to_string();
     assert!(err.contains("server error (502) 3 times") && err.contains("upstream down"), "{err}");
     let calls = fake.provider.calls.lock().unwrap_or_else(|e| e.into_inner()).clone();
     assert_eq!((calls["ratelimit"], calls["flaky"], calls["always500"]), (2, 2, 3));
@@ -199,16 +199,17 @@ fn rate_limits_and_server_errors_are_retried_a_bounded_number_of_times() {
 #[test]
 fn broken_streams_give_clear_errors() {
     let fake = fake_provider();
-    let err = client(&fake, "cut", quick()).complete(hello(), Cancel::new()).unwrap_err();
+    let err = client(&fake, "cut", quick()).complete(hello(), Cancel::new()).unwrap_err().to_string();
     assert!(err.contains("closed the stream before the answer was finished"), "{err}");
-    let err = client(&fake, "garbage", quick()).complete(hello(), Cancel::new()).unwrap_err();
+    let err = client(&fake, "garbage", quick()).complete(hello(), Cancel::new()).unwrap_err().to_string();
     assert!(err.contains("cannot read"), "{err}");
     let err = client(&fake, "stall", CloudOptions { idle_timeout: Duration::from_millis(500), ..quick() })
         .complete(hello(), Cancel::new())
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("stopped sending"), "{err}");
     let nobody = CloudBackend::new("test", "http://127.0.0.1:1/v1", "m", None, quick());
-    let err = nobody.complete(hello(), Cancel::new()).unwrap_err();
+    let err = nobody.complete(hello(), Cancel::new()).unwrap_err().to_string();
     assert!(err.contains("can't reach 127.0.0.1:1") && err.contains("local model"), "{err}");
 }
 
@@ -247,7 +248,7 @@ fn batches_fan_out_with_bounded_concurrency() {
     assert!((2..=3).contains(&max), "at most 3 requests may be in flight, and more than one should be: {max}");
     // A long answer in a batch (more chunks than any channel would hold) still completes.
     let long = client(&fake, "long", quick()).complete_many(vec![hello()], 1, &Cancel::new());
-    assert_eq!(long[0].as_ref().map(|c| c.text.len()), Ok(5000));
+    assert_eq!(long[0].as_ref().map(|c| c.text.len()).map_err(|e| e.to_string()), Ok(5000));
 }
 
 #[test]

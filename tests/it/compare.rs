@@ -8,6 +8,7 @@ use duet::config::CloudProfile;
 use duet::db::Db;
 use duet::engine::cloud::{backend_for, CloudOptions};
 use duet::engine::local::{LoadOptions, LocalEngine};
+use duet::engine::BackendSpec;
 use duet::engine::{GenRequest, Message, SamplingParams};
 use duet::secret::Secret;
 use duet::server::{start, ServerConfig};
@@ -44,19 +45,19 @@ fn local_and_cloud_side_by_side_with_one_backend_failing() {
     let good = profile("lab", server.addr, "sk-right");
     let bad = profile("broken", server.addr, "sk-wrong");
     let contenders = vec![
-        Contender { spec: "local".into(), backend: Box::new(engine().clone()), prices: None },
+        Contender { spec: BackendSpec::Local, backend: Box::new(engine().clone()), prices: None },
         Contender {
-            spec: "cloud:lab".into(),
+            spec: BackendSpec::cloud("lab"),
             backend: Box::new(backend_for(&good, CloudOptions::default())),
             prices: Some(catalog.prices_for(&good)),
         },
         Contender {
-            spec: "cloud:broken".into(),
+            spec: BackendSpec::cloud("broken"),
             backend: Box::new(backend_for(&bad, CloudOptions::default())),
             prices: Some(catalog.prices_for(&bad)),
         },
     ];
-    let mut req = GenRequest::new(vec![Message::new("user", "What is the capital of France?")]);
+    let mut req = GenRequest::new(vec![Message::user("What is the capital of France?")]);
     req.sampling = SamplingParams { temperature: 0.0, ..SamplingParams::default() };
     req.max_tokens = 40;
     let mut cmp = Comparison::start(contenders, "What is the capital of France?", "", req);
@@ -65,14 +66,14 @@ fn local_and_cloud_side_by_side_with_one_backend_failing() {
     for c in [local, cloud] {
         assert!(c.error.is_none(), "{:?}", c.error);
         assert!(c.text.contains("Paris"), "{}", c.text);
-        assert!(c.prompt_tokens > 0 && c.completion_tokens > 0);
-        assert!(c.ttft_ms > 0.0 && c.total_ms >= c.ttft_ms && c.tok_per_s > 0.0, "{c:?}");
+        assert!(c.stats.prompt_tokens > 0 && c.stats.completion_tokens > 0);
+        assert!(c.stats.ttft_ms > 0.0 && c.stats.total_ms >= c.stats.ttft_ms && c.stats.tok_per_s > 0.0, "{c:?}");
     }
-    assert_eq!(local.location_text(), "stayed on this computer");
-    assert_eq!(local.cost_usd, None, "local is free and says so");
-    assert!(cloud.location.starts_with("sent to 127.0.0.1"));
-    let expected = (cloud.prompt_tokens as f64 * 0.15 + cloud.completion_tokens as f64 * 0.60) / 1e6;
-    assert!((cloud.cost_usd.expect("a cost") - expected).abs() < 1e-12, "catalog price for gpt-4o-mini");
+    assert_eq!(local.stats.location_text(), "stayed on this computer");
+    assert_eq!(local.stats.cost_usd, None, "local is free and says so");
+    assert!(cloud.stats.location.to_string().starts_with("sent to 127.0.0.1"));
+    let expected = (cloud.stats.prompt_tokens as f64 * 0.15 + cloud.stats.completion_tokens as f64 * 0.60) / 1e6;
+    assert!((cloud.stats.cost_usd.expect("a cost") - expected).abs() < 1e-12, "catalog price for gpt-4o-mini");
     let err = broken.error.as_deref().expect("the wrong key fails");
     assert!(err.contains("401"), "{err}");
     assert!(!err.contains("sk-wrong"), "the key never appears in errors");

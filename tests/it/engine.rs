@@ -4,7 +4,7 @@ use crate::common::{engine, load_model};
 use duet::engine::{Cancel, Event, FinishReason, GenRequest, Message, SamplingParams};
 
 fn ask(prompt: &str, sampling: SamplingParams, max_tokens: usize) -> GenRequest {
-    GenRequest { sampling, max_tokens, ..GenRequest::new(vec![Message::new("user", prompt)]) }
+    GenRequest { sampling, max_tokens, ..GenRequest::new(vec![Message::user(prompt)]) }
 }
 
 #[test]
@@ -109,14 +109,14 @@ fn stop_strings_and_max_tokens_end_the_answer() {
 #[test]
 fn a_follow_up_turn_reuses_the_cached_prefix() {
     let mut model = load_model();
-    let first = vec![Message::new("user", "What is the capital of France?")];
+    let first = vec![Message::user("What is the capital of France?")];
     let a = model
         .generate(&GenRequest { max_tokens: 16, ..GenRequest::new(first.clone()) }, &Cancel::new(), &mut |_| true)
         .expect("answers");
     assert_eq!(a.usage.cached_tokens, 0);
     let mut second = first;
-    second.push(Message::new("assistant", &a.text));
-    second.push(Message::new("user", "And of Germany?"));
+    second.push(Message::assistant(&a.text));
+    second.push(Message::user("And of Germany?"));
     let b = model
         .generate(&GenRequest { max_tokens: 16, ..GenRequest::new(second) }, &Cancel::new(), &mut |_| true)
         .expect("answers");
@@ -136,12 +136,12 @@ fn a_chat_too_long_drops_old_turns_and_says_so() {
     )
     .expect("loads");
     let long = "word ".repeat(30);
-    let mut msgs = vec![Message::new("system", "Be brief.")];
+    let mut msgs = vec![Message::system("Be brief.")];
     for _ in 0..3 {
-        msgs.push(Message::new("user", &long));
-        msgs.push(Message::new("assistant", "ok"));
+        msgs.push(Message::user(&long));
+        msgs.push(Message::assistant("ok"));
     }
-    msgs.push(Message::new("user", "Hi"));
+    msgs.push(Message::user("Hi"));
     let req = GenRequest { max_tokens: 4, truncate_history: true, ..GenRequest::new(msgs.clone()) };
     let c = model.generate(&req, &Cancel::new(), &mut |_| true).expect("fits after dropping turns");
     assert!(c.dropped_messages >= 2, "dropped {}", c.dropped_messages);

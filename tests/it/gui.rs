@@ -5,6 +5,7 @@
 use crate::common::{default_model, models_dir};
 use duet::config::{CloudProfile, Paths};
 use duet::engine::local::{LoadOptions, LocalEngine};
+use duet::engine::BackendSpec;
 use duet::secret::Secret;
 use duet::server::{start, ServerConfig, ServerHandle};
 use duet::ui::services::{LocalState, Services};
@@ -88,9 +89,9 @@ fn a_message_streams_an_answer_from_the_local_model_and_survives_a_restart() {
     type_into(&mut h, "Message", "What is the capital of France?");
     h.get_by_label("Send").click();
     h.step();
-    assert!(h.state().chat.is_streaming() || !h.state().chat.messages.is_empty(), "sending started an answer");
+    assert!(h.state().chat.is_streaming() || !h.state().chat.session.messages.is_empty(), "sending started an answer");
     wait_for(&mut h, "the answer", |a| !a.chat.is_streaming());
-    let msgs = &h.state().chat.messages;
+    let msgs = &h.state().chat.session.messages;
     assert_eq!(msgs.len(), 2, "{:?}", h.state().chat.error);
     assert!(msgs[1].content.contains("Paris"), "{}", msgs[1].content);
     // The badge and the metrics are on screen.
@@ -101,7 +102,7 @@ fn a_message_streams_an_answer_from_the_local_model_and_survives_a_restart() {
     drop(h);
     let mut h = harness(app(home.path()));
     h.step();
-    assert_eq!(h.state().chat.messages.len(), 2);
+    assert_eq!(h.state().chat.session.messages.len(), 2);
     shown(&h, "What is the capital of France?");
     shown(&h, "Paris");
 }
@@ -110,8 +111,8 @@ fn a_message_streams_an_answer_from_the_local_model_and_survives_a_restart() {
 fn stop_cancels_a_long_answer() {
     let home = tempfile::tempdir().expect("tempdir");
     let mut a = app(home.path());
-    a.chat.conv.max_tokens = 2000;
-    a.chat.conv.temperature = 0.8;
+    a.chat.session.conv.max_tokens = 2000;
+    a.chat.session.conv.temperature = 0.8;
     let mut h = harness(a);
     wait_for(&mut h, "the model to load", model_ready);
     type_into(&mut h, "Message", "Write a very long story about a dragon, with many chapters.");
@@ -119,7 +120,7 @@ fn stop_cancels_a_long_answer() {
     wait_for(&mut h, "some text", |a| a.chat.streaming_text().is_some_and(|t| t.len() > 20));
     h.get_by_label("Stop").click();
     wait_for(&mut h, "the stop", |a| !a.chat.is_streaming());
-    let m = h.state().chat.messages.last().expect("the partial answer is kept");
+    let m = h.state().chat.session.messages.last().expect("the partial answer is kept");
     assert_eq!(m.role, "assistant");
     let metrics = m.metrics.as_ref().expect("metrics");
     assert!(metrics.stopped, "marked as stopped");
@@ -147,10 +148,10 @@ fn switching_to_a_cloud_profile_changes_the_badge_and_a_bad_key_says_what_to_do(
     type_into(&mut h, "Message", "And goodbye?");
     h.get_by_label("Send").click();
     wait_for(&mut h, "the cloud answer", |a| !a.chat.is_streaming());
-    let msgs = h.state().chat.messages.clone();
+    let msgs = h.state().chat.session.messages.clone();
     assert_eq!(msgs.len(), 4, "{:?}", h.state().chat.error);
-    assert_eq!(msgs[1].location, "on this computer");
-    assert!(msgs[3].location.starts_with("sent to 127.0.0.1"), "{}", msgs[3].location);
+    assert_eq!(msgs[1].location.to_string(), "on this computer");
+    assert!(msgs[3].location.to_string().starts_with("sent to 127.0.0.1"), "{}", msgs[3].location);
     assert!(msgs[3].metrics.as_ref().and_then(|m| m.cost_usd).is_some_and(|c| c > 0.0), "cloud answers have a cost");
 
     h.state_mut().set_chat_backend("cloud:wrongkey");
@@ -204,7 +205,7 @@ fn compare_fills_both_columns_and_keeps_the_verdict() {
     let home = tempfile::tempdir().expect("tempdir");
     let mut a = app(home.path());
     add_profile(&mut a, "lab", &server, TOKEN);
-    a.compare.selected = vec!["local".into(), "cloud:lab".into()];
+    a.compare.selected = vec![BackendSpec::Local, BackendSpec::cloud("lab")];
     let mut h = harness(a);
     h.get_by_label("Compare").click();
     h.step();

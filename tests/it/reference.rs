@@ -72,7 +72,7 @@ fn greedy_answers_equal_the_f32_reference() {
         let ids = |v: &serde_json::Value| -> Vec<u32> {
             v.as_array().expect("ids").iter().map(|x| x.as_u64().expect("id") as u32).collect()
         };
-        let messages = vec![Message::new("user", user)];
+        let messages = vec![Message::user(user)];
         assert_eq!(model.encode_chat(&messages).expect("encodes"), ids(&case["prompt_ids"]), "prompt ids for {user:?}");
         let want = ids(&case["generated_ids"]);
         let want_text = model.tokenizer.decode(&want);

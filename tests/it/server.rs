@@ -47,8 +47,7 @@ fn health(h: &ServerHandle) -> serde_json::Value {
 #[test]
 fn the_cloud_client_through_duet_serve_gives_the_local_answer() {
     let h = serve(None, 4);
-    let req =
-        GenRequest { max_tokens: 24, ..GenRequest::new(vec![Message::new("user", "What is the capital of France?")]) };
+    let req = GenRequest { max_tokens: 24, ..GenRequest::new(vec![Message::user("What is the capital of France?")]) };
     let local = engine().complete(req.clone(), Cancel::new()).expect("local answer");
     for stream in [true, false] {
         let c = CloudBackend::new(

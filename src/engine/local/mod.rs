@@ -18,7 +18,7 @@ pub mod sampler;
 pub mod template;
 pub mod tokenizer;
 
-use super::{Backend, Cancel, Completion, DataLocation, Event, FinishReason, GenRequest, Timings, Usage};
+use super::{Backend, Cancel, Completion, DataLocation, Event, FinishReason, GenError, GenRequest, Timings, Usage};
 use gguf::{Gguf, ModelFacts};
 use kv::KvCache;
 use model::Weights;
@@ -441,8 +441,8 @@ fn safe_emit_len(text: &str, stops: &[String]) -> usize {
 
 enum Job {
     Generate { req: GenRequest, cancel: Cancel, reply: mpsc::SyncSender<Event> },
-    Score { messages: Vec<Message>, continuations: Vec<Vec<u32>>, reply: mpsc::SyncSender<Result<Scores, String>> },
-    Tokenize { text: String, reply: mpsc::SyncSender<Result<Vec<u32>, String>> },
+    Score { messages: Vec<Message>, continuations: Vec<Vec<u32>>, reply: mpsc::SyncSender<Result<Scores, EngineError>> },
+    Tokenize { text: String, reply: mpsc::SyncSender<Result<Vec<u32>, EngineError>> },
     Decode { ids: Vec<u32>, reply: mpsc::SyncSender<String> },
 }
 
@@ -483,16 +483,15 @@ impl LocalEngine {
                             let mut send = |t: &str| reply.send(Event::Delta(t.to_string())).is_ok();
                             let event = match model.generate(&req, &cancel, &mut send) {
                                 Ok(c) => Event::Done(c),
-                                Err(e) => Event::Error(e.to_string()),
+                                Err(e) => Event::Error(e.into()),
                             };
                             let _ = reply.send(event);
                         }
                         Job::Score { messages, continuations, reply } => {
-                            let _ = reply
-                                .send(model.score_continuations(&messages, &continuations).map_err(|e| e.to_string()));
+                            let _ = reply.send(model.score_continuations(&messages, &continuations));
                         }
                         Job::Tokenize { text, reply } => {
-                            let _ = reply.send(model.tokenizer.encode_text(&text).map_err(|e| e.to_string()));
+                            let _ = reply.send(model.tokenizer.encode_text(&text).map_err(EngineError::from));
                         }
                         Job::Decode { ids, reply } => {
                             let _ = reply.send(model.tokenizer.decode(&ids));
@@ -509,35 +508,35 @@ impl LocalEngine {
     pub fn generate(&self, req: GenRequest, cancel: Cancel) -> mpsc::Receiver<Event> {
         let (tx, rx) = mpsc::sync_channel(256);
         if self.jobs.send(Job::Generate { req, cancel, reply: tx.clone() }).is_err() {
-            let _ = tx.send(Event::Error(EngineError::WorkerGone.to_string()));
+            let _ = tx.send(Event::Error(EngineError::WorkerGone.into()));
         }
         rx
     }
 
     /// Generate and wait for the whole answer.
-    pub fn complete(&self, req: GenRequest, cancel: Cancel) -> Result<Completion, String> {
+    pub fn complete(&self, req: GenRequest, cancel: Cancel) -> Result<Completion, GenError> {
         Backend::complete(self, req, cancel)
     }
 
     /// Log-probabilities of continuations of the assistant's answer (see
     /// [`LocalModel::score_continuations`]); waits for the worker.
-    pub fn score(&self, messages: Vec<Message>, continuations: Vec<Vec<u32>>) -> Result<Scores, String> {
+    pub fn score(&self, messages: Vec<Message>, continuations: Vec<Vec<u32>>) -> Result<Scores, EngineError> {
         self.ask(|reply| Job::Score { messages, continuations, reply })?
     }
 
     /// Token ids of plain text (no special tokens).
-    pub fn tokenize(&self, text: &str) -> Result<Vec<u32>, String> {
+    pub fn tokenize(&self, text: &str) -> Result<Vec<u32>, EngineError> {
         self.ask(|reply| Job::Tokenize { text: text.to_string(), reply })?
     }
 
-    pub fn decode(&self, ids: &[u32]) -> Result<String, String> {
+    pub fn decode(&self, ids: &[u32]) -> Result<String, EngineError> {
         self.ask(|reply| Job::Decode { ids: ids.to_vec(), reply })
     }
 
-    fn ask<T>(&self, job: impl FnOnce(mpsc::SyncSender<T>) -> Job) -> Result<T, String> {
+    fn ask<T>(&self, job: impl FnOnce(mpsc::SyncSender<T>) -> Job) -> Result<T, EngineError> {
         let (tx, rx) = mpsc::sync_channel(1);
-        self.jobs.send(job(tx)).map_err(|_| EngineError::WorkerGone.to_string())?;
-        rx.recv().map_err(|_| EngineError::WorkerGone.to_string())
+        self.jobs.send(job(tx)).map_err(|_| EngineError::WorkerGone)?;
+        rx.recv().map_err(|_| EngineError::WorkerGone)
     }
 }
 

@@ -22,16 +22,91 @@ pub enum TemplateError {
     Tokenize(#[from] TokenizerError),
 }
 
+/// Who wrote a message. Templates see the lowercase name (`message['role']`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    System,
+    User,
+    Assistant,
+    /// A tool's result, handed back to the model.
+    Tool,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::System => "system",
+            Role::User => "user",
+            Role::Assistant => "assistant",
+            Role::Tool => "tool",
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown message role '{0}': use system, user, assistant or tool")]
+pub struct UnknownRole(pub String);
+
+impl std::str::FromStr for Role {
+    type Err = UnknownRole;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "system" => Role::System,
+            // OpenAI's newer name for the system prompt.
+            "developer" => Role::System,
+            "user" => Role::User,
+            "assistant" => Role::Assistant,
+            "tool" => Role::Tool,
+            other => return Err(UnknownRole(other.to_string())),
+        })
+    }
+}
+
+/// So `m.role == "assistant"` reads as it always did.
+impl PartialEq<&str> for Role {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Message {
-    pub role: String,
+    pub role: Role,
     pub content: String,
 }
 
 impl Message {
-    pub fn new(role: &str, content: &str) -> Self {
-        Message { role: role.to_string(), content: content.to_string() }
+    pub fn new(role: Role, content: &str) -> Self {
+        Message { role, content: content.to_string() }
     }
+
+    pub fn system(content: &str) -> Self {
+        Self::new(Role::System, content)
+    }
+
+    pub fn user(content: &str) -> Self {
+        Self::new(Role::User, content)
+    }
+
+    pub fn assistant(content: &str) -> Self {
+        Self::new(Role::Assistant, content)
+    }
+}
+
+/// The usual request: an optional system prompt, then the user's text.
+pub fn system_and_user(system: Option<&str>, user: &str) -> Vec<Message> {
+    let mut messages: Vec<Message> =
+        system.map(str::trim).filter(|s| !s.is_empty()).map(Message::system).into_iter().collect();
+    messages.push(Message::user(user));
+    messages
 }
 
 /// A template ready to render.
@@ -90,7 +165,7 @@ impl ChatTemplate {
         let mut originals: Vec<String> = Vec::new();
         let guarded: Vec<Message> = messages
             .iter()
-            .map(|m| Message { role: m.role.clone(), content: guard_specials(tokenizer, &m.content, &mut originals) })
+            .map(|m| Message { role: m.role, content: guard_specials(tokenizer, &m.content, &mut originals) })
             .collect();
         let rendered = self.render(&guarded, add_generation_prompt)?;
         // Split the rendering at sentinels: template text parses specials, guarded text does not.
@@ -259,14 +334,14 @@ mod tests {
     #[test]
     fn tojson_is_pythons() {
         let t = ChatTemplate::new("{{ messages | tojson }}", "", "").expect("parses");
-        let out = t.render(&[Message::new("user", "<b> é")], false).expect("renders");
+        let out = t.render(&[Message::user("<b> é")], false).expect("renders");
         assert_eq!(out, r#"[{"role": "user", "content": "<b> é"}]"#);
     }
 
     #[test]
     fn message_text_is_never_template_code() {
         let t = ChatTemplate::new(FALLBACK_TEMPLATE, "", "").expect("parses");
-        let out = t.render(&[Message::new("user", "{{ 7*7 }} {% if true %}x{% endif %}")], false).expect("renders");
+        let out = t.render(&[Message::user("{{ 7*7 }} {% if true %}x{% endif %}")], false).expect("renders");
         assert!(out.contains("{{ 7*7 }} {% if true %}x{% endif %}"), "{out}");
     }
 }

@@ -1,0 +1,56 @@
+//! `duet bench`: speed and memory, llama-bench's way.
+
+use super::*;
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    pub model: ModelArg,
+    /// Threads for the math (default: one per physical core).
+    #[arg(long, short = 't', default_value_t = 0)]
+    pub threads: usize,
+    /// Prompt-processing test size (0 skips it).
+    #[arg(short = 'p', default_value_t = 512)]
+    pub prompt: usize,
+    /// Text-generation test size (0 skips it).
+    #[arg(short = 'n', default_value_t = 128)]
+    pub gen: usize,
+    /// Repetitions of each test.
+    #[arg(short = 'r', default_value_t = 5)]
+    pub reps: usize,
+    /// Skip timing the classification of 240 labeled reviews.
+    #[arg(long)]
+    pub no_classify: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn bench(store: &Store, catalog: &Catalog, a: BenchArgs) -> Result<()> {
+    if a.reps == 0 {
+        bail!("-r must be at least 1");
+    }
+    let path = resolve_model(store, catalog, a.model.model.as_deref())?;
+    let opts = crate::bench::BenchOptions {
+        threads: a.threads,
+        prompt_tokens: a.prompt,
+        gen_tokens: a.gen,
+        repetitions: a.reps,
+        classify: !a.no_classify,
+    };
+    let show = std::io::stderr().is_terminal();
+    let report = crate::bench::run(&path, &opts, &mut |what| {
+        if show {
+            eprint!("\r\x1b[2Kbench: {what}…");
+        }
+    })
+    .map_err(anyhow::Error::msg)?;
+    if show {
+        eprint!("\r\x1b[2K");
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", crate::bench::render(&report));
+    }
+    Ok(())
+}
