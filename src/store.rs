@@ -7,7 +7,7 @@
 //! the expected sha256 is renamed into place. A good file is never replaced by
 //! a bad one, and nothing that looks complete is ever half-written.
 
-use crate::catalog::{human_bytes, FileSpec, ModelEntry};
+use crate::catalog::{human_bytes, Catalog, FileSpec, ModelEntry, ModelKind};
 use crate::config::Paths;
 use crate::progress::{Cancel, Progress};
 use sha2::{Digest, Sha256};
@@ -31,6 +31,19 @@ pub enum StoreError {
     Write { path: String, source: io::Error },
     #[error("could not read {path}: {source}")]
     Read { path: String, source: io::Error },
+}
+
+/// Why the model a person named cannot chat.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelChoiceError {
+    #[error("{0} does not exist. Give the path of a .gguf file, or a model id from the catalog (`duet models list`).")]
+    NoFile(String),
+    #[error("'{0}' is an embedding model; it cannot chat. Pick a chat model from the catalog (`duet models list`).")]
+    NotChat(String),
+    #[error(transparent)]
+    Catalog(#[from] crate::catalog::CatalogError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// What the cache holds for one file.
@@ -125,6 +138,34 @@ impl Store {
             self.check_file(entry, file, &path, progress)?;
         }
         Ok(())
+    }
+
+    /// The chat model a person named, the same way for `--model` and the app:
+    /// a path to a `.gguf` file (it must exist), a catalog id (fetched and
+    /// verified when needed), or, for none, the catalog's default.
+    pub fn chat_model(
+        &self,
+        catalog: &Catalog,
+        spec: Option<&str>,
+        progress: &dyn Progress,
+        cancel: &Cancel,
+    ) -> Result<PathBuf, ModelChoiceError> {
+        let entry = match spec {
+            None => catalog.default_model(),
+            Some(m) if m.ends_with(".gguf") || m.contains(std::path::MAIN_SEPARATOR) => {
+                let path = PathBuf::from(m);
+                return if path.is_file() {
+                    Ok(path)
+                } else {
+                    Err(ModelChoiceError::NoFile(path.display().to_string()))
+                };
+            }
+            Some(id) => catalog.get(id)?,
+        };
+        if entry.kind != ModelKind::Chat {
+            return Err(ModelChoiceError::NotChat(entry.id.clone()));
+        }
+        Ok(self.ensure(entry, progress, cancel)?)
     }
 
     /// Make sure every file of `entry` is present and verified, fetching what is

@@ -237,25 +237,8 @@ fn gui(paths: &Paths, offline: bool) -> Result<()> {
 
 /// A `--model` value: a catalog id, or a path to a .gguf file.
 pub fn resolve_model(store: &Store, catalog: &Catalog, model: Option<&str>) -> Result<PathBuf> {
-    let entry = match model {
-        None => catalog.default_model(),
-        Some(m) if m.ends_with(".gguf") || m.contains(std::path::MAIN_SEPARATOR) => {
-            let p = PathBuf::from(m);
-            if !p.is_file() {
-                bail!(
-                    "{} does not exist. Give the path of a .gguf file, or a model id from `duet models list`.",
-                    p.display()
-                );
-            }
-            return Ok(p);
-        }
-        Some(id) => catalog.get(id)?,
-    };
-    if entry.kind != ModelKind::Chat {
-        bail!("'{}' is an embedding model; it cannot chat. Pick a chat model from `duet models list`.", entry.id);
-    }
     let (bar, cancel) = (TerminalBar::new(), interrupt().0.clone());
-    Ok(store.ensure(entry, &bar, &cancel)?)
+    Ok(store.chat_model(catalog, model, &bar, &cancel)?)
 }
 
 fn start_engine(path: &Path, context: usize, threads: usize) -> Result<LocalEngine> {

@@ -2,7 +2,7 @@
 //! streamed, kept in the database, with the conversation list beside it.
 
 use super::cached::Cached;
-use super::services::Services;
+use super::services::{or_notice, Services};
 use crate::db::{Db, DbError};
 use crate::engine::{BackendSpec, Role};
 use crate::tasks::chat::{ChatSession, ChatUpdate, ConvSettings};
@@ -150,14 +150,13 @@ impl ChatScreen {
         }
         ui.add(egui::TextEdit::singleline(&mut self.search).hint_text("Search messages"));
         ui.separator();
-        let db = &services.db;
+        let (db, notice) = (&services.db, &mut services.notice);
         let search = self.search.trim();
         let entries = self.list.get((db.revision(), search.to_string()), || {
             if search.is_empty() {
-                db.conversations().unwrap_or_default().into_iter().map(|c| (c.id, c.title, String::new())).collect()
+                or_notice(notice, db.conversations()).into_iter().map(|c| (c.id, c.title, String::new())).collect()
             } else {
-                db.search(search)
-                    .unwrap_or_default()
+                or_notice(notice, db.search(search))
                     .into_iter()
                     .map(|h| (h.conversation_id, h.title, h.snippet))
                     .collect()
@@ -249,10 +248,8 @@ impl ChatScreen {
 
     pub fn ui(&mut self, ui: &mut egui::Ui, services: &mut Services) {
         self.poll(services);
-        if self.session.is_answering() {
-            if ui.input(|i| i.key_pressed(egui::Key::Escape)) {
-                self.stop();
-            }
+        if self.session.is_answering() && ui.input(|i| i.key_pressed(egui::Key::Escape)) {
+            self.stop();
         }
         egui::Panel::right("chat_settings").default_size(230.0).show(ui, |ui| self.settings_panel(ui, services));
         egui::Panel::top("chat_header").show(ui, |ui| {

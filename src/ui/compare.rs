@@ -3,7 +3,7 @@
 //! calculator fed by the user's own runs, and a short guide to choosing.
 
 use super::cached::Cached;
-use super::services::Services;
+use super::services::{or_notice, Services};
 use crate::db::RunStatus;
 use crate::engine::{system_and_user, BackendSpec, GenRequest, SamplingParams};
 use crate::tasks::compare::{measured, preference_pairs_jsonl, project, tallies, Comparison, Verdict};
@@ -210,15 +210,13 @@ impl CompareScreen {
     fn side_ui(&mut self, ui: &mut egui::Ui, services: &mut Services) {
         ui.heading("Your verdicts");
         // Tallies and averages read every saved comparison: only after a write.
-        let db = &services.db;
+        let (db, notice) = (&services.db, &mut services.notice);
         let History { tallies: t, measured: m, classify_run } = self
             .history
             .get(db.revision(), || History {
-                tallies: tallies(db).unwrap_or_default(),
-                measured: measured(db).unwrap_or_default(),
-                classify_run: db
-                    .runs()
-                    .unwrap_or_default()
+                tallies: or_notice(notice, tallies(db)),
+                measured: or_notice(notice, measured(db)),
+                classify_run: or_notice(notice, db.runs())
                     .into_iter()
                     .find(|r| r.status == RunStatus::Done && r.rows >= 20),
             })

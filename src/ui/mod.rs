@@ -121,6 +121,17 @@ impl DuetApp {
             });
         });
         egui::Panel::bottom("status").show(ui, |ui| self.status_bar(ui));
+        // A notice (a save, a failed read) shows on every screen until dismissed.
+        if let Some(notice) = self.services.notice.clone() {
+            egui::Panel::bottom("notice").show(ui, |ui| {
+                ui.horizontal_wrapped(|ui| {
+                    ui.colored_label(ui.visuals().warn_fg_color, notice);
+                    if ui.small_button("Dismiss").clicked() {
+                        self.services.notice = None;
+                    }
+                });
+            });
+        }
         if matches!(self.screen, Screen::Chat) {
             egui::Panel::left("conversations").default_size(220.0).show(ui, |ui| {
                 self.chat.conversation_list(ui, &mut self.services);

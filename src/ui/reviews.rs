@@ -5,7 +5,7 @@
 use super::cached::Cached;
 use super::pending::{Pending, Polled};
 use super::progress::GuiProgress;
-use super::services::{LocalState, Services};
+use super::services::{or_notice, LocalState, Services};
 use crate::db::{Db, RunInfo, RunRow, RunStatus};
 use crate::engine::{BackendSpec, Cancel, DataLocation};
 use crate::tasks::classify::{
@@ -245,9 +245,18 @@ impl ReviewsScreen {
 
     /// Load a run's rows and summary for display.
     pub fn show_run(&mut self, db: &Db, run_id: i64) {
-        let Ok(info) = db.run(run_id) else { return };
-        let Ok(config) = serde_json::from_str::<RunConfig>(&info.config_json) else { return };
-        self.rows = db.run_rows(run_id).unwrap_or_default();
+        let read = db.run(run_id).map_err(|e| e.to_string()).and_then(|info| {
+            let config = serde_json::from_str::<RunConfig>(&info.config_json).map_err(|e| e.to_string())?;
+            Ok((config, db.run_rows(run_id).map_err(|e| e.to_string())?))
+        });
+        let (config, rows) = match read {
+            Ok(read) => read,
+            Err(e) => {
+                self.error = Some(format!("Could not read run #{run_id}: {e}"));
+                return;
+            }
+        };
+        self.rows = rows;
         self.summary = Some(summarize(&config.classify.labels, &self.rows));
         self.headers_of_shown = config.headers;
         if self.shown_run != Some(run_id) {
@@ -429,8 +438,13 @@ impl ReviewsScreen {
         ui.separator();
         ui.collapsing("Earlier runs", |ui| {
             let db = &services.db;
-            let runs: Vec<RunInfo> =
-                self.runs.get(db.revision(), || db.runs().unwrap_or_default()).iter().take(20).cloned().collect();
+            let runs: Vec<RunInfo> = self
+                .runs
+                .get(db.revision(), || or_notice(&mut services.notice, db.runs()))
+                .iter()
+                .take(20)
+                .cloned()
+                .collect();
             for run in runs {
                 ui.horizontal(|ui| {
                     let name = std::path::Path::new(&run.source)
@@ -585,8 +599,13 @@ impl ReviewsScreen {
     /// Agreement with another run over the same rows (e.g. the cloud backend).
     fn agreement_ui(&mut self, ui: &mut egui::Ui, services: &Services) {
         let Some(shown) = self.shown_run else { return };
-        let db = &services.db;
-        let runs = self.runs.get(db.revision(), || db.runs().unwrap_or_default());
+        let (db, error) = (&services.db, &mut self.error);
+        let runs = self.runs.get(db.revision(), || {
+            db.runs().unwrap_or_else(|e| {
+                *error = Some(format!("Could not read duet's database: {e}"));
+                Vec::new()
+            })
+        });
         let Some(info) = runs.iter().find(|r| r.id == shown) else { return };
         let others: Vec<RunInfo> = runs.iter().filter(|r| r.source == info.source && r.id != shown).cloned().collect();
         if others.is_empty() {
@@ -607,7 +626,13 @@ impl ReviewsScreen {
             // Reading the other run is a whole run's rows: only when something changed, not per frame.
             let key = (shown, other, self.rows.len(), db.revision());
             let mine = &self.rows;
-            let g = self.agreement.get(key, || agreement(mine, &db.run_rows(other).unwrap_or_default()));
+            let g = self.agreement.get(key, || {
+                let other_rows = db.run_rows(other).unwrap_or_else(|e| {
+                    *error = Some(format!("Could not read run #{other}: {e}"));
+                    Vec::new()
+                });
+                agreement(mine, &other_rows)
+            });
             if g.rows > 0 {
                 ui.label(format!(
                     "They agree on {} of {} rows ({:.0}%).",

@@ -4,7 +4,7 @@
 
 use super::pending::{Pending, Polled};
 use super::progress::GuiProgress;
-use crate::catalog::{Catalog, ModelKind};
+use crate::catalog::Catalog;
 use crate::config::{Paths, Settings};
 use crate::db::Db;
 use crate::engine::cloud::{CloudBackend, CloudOptions};
@@ -103,17 +103,7 @@ impl Services {
         let (store, catalog, spec) = (self.store(), self.catalog.clone(), spec.to_string());
         let (progress, cancel) = (self.local_progress.clone(), self.local_cancel.clone());
         self.local_job = Some(Pending::spawn("duet-load", &self.wake, move || {
-            let path = if spec.ends_with(".gguf") {
-                Ok(PathBuf::from(&spec))
-            } else {
-                match catalog.get(&spec) {
-                    Ok(entry) if entry.kind == ModelKind::Chat => {
-                        store.ensure(entry, progress.as_ref(), &cancel).map_err(|e| e.to_string())
-                    }
-                    Ok(entry) => Err(format!("'{}' is an embedding model; pick a chat model.", entry.id)),
-                    Err(e) => Err(e.to_string()),
-                }
-            };
+            let path = store.chat_model(&catalog, Some(&spec), progress.as_ref(), &cancel).map_err(|e| e.to_string());
             path.and_then(|p| {
                 use crate::progress::Progress;
                 progress.begin("loading the model", 0);
@@ -149,8 +139,10 @@ impl Services {
     /// Take in whatever background work finished since the last frame.
     pub fn poll(&mut self, ctx: &egui::Context) {
         if !self.wake.is_set() {
+            // At most one redraw per 60 ms however fast tokens come: drawing a
+            // frame (in software, on some machines) must not slow the model down.
             let ctx = ctx.clone();
-            self.wake = Wake::new(move || ctx.request_repaint());
+            self.wake = Wake::new(move || ctx.request_repaint_after(std::time::Duration::from_millis(60)));
         }
         if let Ok(n) = self.notices.1.try_recv() {
             self.notice = Some(n);
@@ -262,6 +254,16 @@ impl Services {
     pub fn backend_name(&self, spec: &BackendSpec) -> String {
         self.backend_choices().into_iter().find(|(k, _)| k == spec).map(|(_, v)| v).unwrap_or_else(|| spec.to_string())
     }
+}
+
+/// A database read for a screen: its value, or, when the read fails, the empty
+/// value and a notice that says why (a broken database shows as a message, not
+/// as lists that are silently empty).
+pub fn or_notice<T: Default>(notice: &mut Option<String>, read: Result<T, crate::db::DbError>) -> T {
+    read.unwrap_or_else(|e| {
+        *notice = Some(format!("Could not read duet's database: {e}"));
+        T::default()
+    })
 }
 
 /// Why a backend can't answer right now, in words for the person.

@@ -25,9 +25,6 @@ impl SettingsScreen {
     pub fn ui(&mut self, ui: &mut egui::Ui, services: &mut Services) {
         egui::ScrollArea::vertical().auto_shrink([false, false]).show(ui, |ui| {
             ui.heading("Settings");
-            if let Some(n) = &services.notice {
-                ui.colored_label(ui.visuals().warn_fg_color, n);
-            }
             if let Some(m) = &self.message {
                 ui.label(m);
             }
