@@ -26,7 +26,7 @@ pub fn ask(store: &Store, catalog: &Catalog, a: AskArgs) -> Result<()> {
         bail!("the prompt is empty; write a question, e.g. duet ask \"What is the capital of France?\"");
     }
     let cancel = interrupt().0.clone();
-    let backend: Box<dyn Backend> = if a.backend.backend == "cloud" {
+    let backend: Box<dyn Backend> = if !a.backend.backend.is_local() {
         if store.offline() {
             bail!("offline mode is on; the cloud backend needs the network. Drop --offline or use --backend local.");
         }
@@ -39,13 +39,8 @@ pub fn ask(store: &Store, catalog: &Catalog, a: AskArgs) -> Result<()> {
         let path = resolve_model(store, catalog, a.model.model.as_deref())?;
         Box::new(start_engine(&path, a.gen.context, a.gen.threads)?)
     };
-    let mut messages = Vec::new();
-    if let Some(s) = &a.system {
-        messages.push(Message::system(s));
-    }
-    messages.push(Message::user(&a.prompt));
     let req = GenRequest {
-        messages,
+        messages: system_and_user(a.system.as_deref(), &a.prompt),
         sampling: a.gen.sampling(ASK_DEFAULTS),
         max_tokens: a.gen.max_tokens,
         stop: a.gen.stop.clone(),

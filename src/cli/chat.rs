@@ -2,6 +2,8 @@
 //! [`ChatSession`](crate::tasks::chat::ChatSession) as the app's Chat screen.
 
 use super::*;
+use crate::tasks::answer::Contender;
+use crate::tasks::chat::{ChatSession, ChatUpdate, ConvSettings};
 
 #[derive(Args, Debug)]
 pub struct ChatArgs {
@@ -20,8 +22,18 @@ pub fn chat(store: &Store, catalog: &Catalog, a: ChatArgs) -> Result<()> {
     let path = resolve_model(store, catalog, a.model.model.as_deref())?;
     let engine = start_engine(&path, gen.context, gen.threads)?;
     let (cancel, busy) = interrupt();
-    let mut system = a.system.clone();
-    let mut history: Vec<Message> = Vec::new();
+    let sampling = gen.sampling(CHAT_DEFAULTS);
+    let conv = ConvSettings {
+        system_prompt: a.system.clone().unwrap_or_default(),
+        temperature: sampling.temperature,
+        top_p: sampling.top_p,
+        max_tokens: gen.max_tokens,
+        seed: sampling.seed,
+    };
+    let mut session = ChatSession::new(BackendSpec::Local, conv);
+    session.repeat_penalty = Some(sampling.repeat_penalty);
+    session.sampling = sampling;
+    session.stop = gen.stop.clone();
     let stdin = std::io::stdin();
     let interactive = stdin.is_terminal();
     eprintln!(
@@ -42,65 +54,54 @@ pub fn chat(store: &Store, catalog: &Catalog, a: ChatArgs) -> Result<()> {
             continue;
         }
         if line == "/reset" {
-            history.clear();
+            session.clear();
             eprintln!("(conversation cleared)");
             continue;
         }
         if let Some(s) = line.strip_prefix("/system") {
-            system = Some(s.trim().to_string()).filter(|s| !s.is_empty());
-            history.clear();
-            eprintln!("(system prompt {}; conversation cleared)", if system.is_some() { "set" } else { "removed" });
+            session.conv.system_prompt = s.trim().to_string();
+            session.clear();
+            let set = !session.conv.system_prompt.is_empty();
+            eprintln!("(system prompt {}; conversation cleared)", if set { "set" } else { "removed" });
             continue;
         }
         if line == "/quit" || line == "/exit" {
             return Ok(());
         }
-        history.push(Message::user(line));
-        let mut messages: Vec<Message> = system.iter().map(|s| Message::system(s)).collect();
-        messages.extend(history.iter().cloned());
-        let req = GenRequest {
-            messages,
-            sampling: gen.sampling(CHAT_DEFAULTS),
-            max_tokens: gen.max_tokens,
-            stop: gen.stop.clone(),
-            truncate_history: true,
-        };
         cancel.reset();
         busy.store(true, Ordering::SeqCst);
+        session.cancel_next_with(cancel.clone());
+        let answerer = Contender { spec: BackendSpec::Local, backend: Box::new(engine.clone()), prices: None };
+        session.send(None, answerer, line, None)?;
         let mut out = std::io::stdout().lock();
-        let mut answered = false;
-        for event in engine.generate(req, cancel.clone()) {
-            match event {
-                Event::Delta(t) => {
-                    write!(out, "{t}")?;
-                    out.flush()?;
+        let mut written: std::io::Result<()> = Ok(());
+        let update = session.wait(None, &mut |t| {
+            if written.is_ok() {
+                written = write!(out, "{t}").and_then(|()| out.flush());
+            }
+        });
+        written?;
+        match update {
+            Some(ChatUpdate::Answered { dropped_messages }) => {
+                writeln!(out)?;
+                if dropped_messages > 0 {
+                    eprintln!("(the oldest {dropped_messages} messages no longer fit the context and were left out)");
                 }
-                Event::Done(c) => {
-                    writeln!(out)?;
-                    if c.dropped_messages > 0 {
-                        eprintln!(
-                            "(the oldest {} messages no longer fit the context and were left out)",
-                            c.dropped_messages
-                        );
-                    }
-                    if c.finish_reason == crate::engine::FinishReason::Cancelled {
+                if let Some(stats) = session.messages.last().and_then(|m| m.metrics.as_ref()) {
+                    if stats.stopped {
                         eprintln!("(stopped)");
                     }
                     eprintln!(
                         "[{} tokens · {:.0} ms to first token · {:.1} tok/s]",
-                        c.usage.completion_tokens, c.timings.ttft_ms, c.timings.decode_tok_per_s
+                        stats.completion_tokens, stats.ttft_ms, stats.tok_per_s
                     );
-                    history.push(Message::assistant(&c.text));
-                    answered = true;
-                }
-                Event::Error(e) => {
-                    eprintln!("error: {e}");
-                    history.pop();
                 }
             }
+            Some(ChatUpdate::StoppedEmpty) => eprintln!("(stopped)"),
+            Some(ChatUpdate::Failed(e)) => eprintln!("error: {e}"),
+            Some(ChatUpdate::Delta(_)) | None => {}
         }
-        if !answered && history.last().is_some_and(|m| m.role == "user") {
-            history.pop();
-        }
+        // A question that got no answer is not kept: the next one starts clean.
+        session.forget_unanswered();
     }
 }

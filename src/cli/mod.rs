@@ -10,7 +10,7 @@ use crate::engine::cloud::{CloudBackend, CloudOptions};
 use crate::engine::local::gguf::Gguf;
 use crate::engine::local::tokenizer::Tokenizer;
 use crate::engine::local::{LoadOptions, LocalEngine};
-use crate::engine::{Backend, BackendSpec, Cancel, Event, GenRequest, Message, SamplingParams};
+use crate::engine::{system_and_user, Backend, BackendSpec, Cancel, Event, GenRequest, SamplingParams};
 use crate::progress::{Progress, TerminalBar};
 use crate::store::{FileState, Store};
 use anyhow::{bail, Result};
@@ -127,9 +127,9 @@ impl GenArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct BackendArgs {
-    /// `local` (this computer) or `cloud` (an OpenAI-compatible endpoint).
-    #[arg(long, default_value = "local", value_parser = ["local", "cloud"])]
-    pub backend: String,
+    /// `local` (this computer), `cloud` (an OpenAI-compatible endpoint) or `cloud:NAME` (that profile).
+    #[arg(long, default_value_t = BackendSpec::Local)]
+    pub backend: BackendSpec,
     /// Which cloud profile (see `duet cloud list`); default: the first.
     #[arg(long)]
     pub profile: Option<String>,
@@ -282,7 +282,7 @@ fn profile_for_backend(store: &Store, spec: &BackendSpec) -> Result<crate::confi
 }
 
 fn cloud_backend(paths: &Paths, a: &BackendArgs) -> Result<CloudBackend> {
-    let mut profile = find_profile(&Settings::load(paths)?, a.profile.as_deref())?;
+    let mut profile = find_profile(&Settings::load(paths)?, a.profile.as_deref().or(a.backend.profile()))?;
     if let Some(u) = &a.base_url {
         profile.base_url = u.clone();
     }

@@ -105,6 +105,9 @@ pub struct ChatSession {
     pub messages: Vec<ChatMsg>,
     /// Called as each piece of an answer arrives (the window redraws then).
     pub wake: Wake,
+    /// What stops the next answer, when the front end has its own flag (the
+    /// terminal's Ctrl-C); otherwise each answer gets a new one.
+    next_cancel: Option<Cancel>,
     answering: Option<Answering>,
 }
 
@@ -275,8 +278,13 @@ impl ChatSession {
         Ok(id)
     }
 
+    /// Let `cancel` stop the next answer (as [`stop`](Self::stop) does).
+    pub fn cancel_next_with(&mut self, cancel: Cancel) {
+        self.next_cancel = Some(cancel);
+    }
+
     fn start(&mut self, answerer: Contender) {
-        let cancel = Cancel::new();
+        let cancel = self.next_cancel.take().unwrap_or_default();
         let rx = self.wake.forward(answerer.backend.generate(self.request(), cancel.clone()));
         self.answering = Some(Answering {
             rx,

@@ -5,6 +5,7 @@ use super::cached::Cached;
 use super::services::{or_notice, Services};
 use crate::db::{Db, DbError};
 use crate::engine::{BackendSpec, Role};
+use crate::tasks::answer::Contender;
 use crate::tasks::chat::{ChatSession, ChatUpdate, ConvSettings};
 use eframe::egui;
 use egui_commonmark::{CommonMarkCache, CommonMarkViewer};
@@ -84,6 +85,22 @@ impl ChatScreen {
         }
     }
 
+    /// The conversation's backend, ready to answer (and to wake the window as
+    /// it does), or None with the reason shown.
+    fn answerer(&mut self, services: &Services) -> Option<Contender> {
+        match services.contender(&self.session.backend) {
+            Ok(a) => {
+                self.error = None;
+                self.session.wake = services.wake.clone();
+                Some(a)
+            }
+            Err(e) => {
+                self.error = Some(e.to_string());
+                None
+            }
+        }
+    }
+
     /// Send what is in the input box (or the edited message).
     pub fn send(&mut self, services: &mut Services) {
         let text = self.input.trim().to_string();
@@ -91,15 +108,7 @@ impl ChatScreen {
             return;
         }
         // Check the backend first: if it can't answer now, nothing is saved and the text stays in the box.
-        let answerer = match services.contender(&self.session.backend) {
-            Ok(a) => a,
-            Err(e) => {
-                self.error = Some(e.to_string());
-                return;
-            }
-        };
-        self.error = None;
-        self.session.wake = services.wake.clone();
+        let Some(answerer) = self.answerer(services) else { return };
         match self.session.send(Some(&mut services.db), answerer, &text, self.editing) {
             Ok(()) => {
                 self.editing = None;
@@ -114,15 +123,7 @@ impl ChatScreen {
         if self.session.conversation.is_none() || self.session.is_answering() {
             return;
         }
-        let answerer = match services.contender(&self.session.backend) {
-            Ok(a) => a,
-            Err(e) => {
-                self.error = Some(e.to_string());
-                return;
-            }
-        };
-        self.error = None;
-        self.session.wake = services.wake.clone();
+        let Some(answerer) = self.answerer(services) else { return };
         if let Err(e) = self.session.regenerate(Some(&mut services.db), answerer) {
             self.error = Some(e.to_string());
         }
