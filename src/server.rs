@@ -136,7 +136,18 @@ pub fn start(engine: LocalEngine, cfg: ServerConfig) -> Result<ServerHandle, Ser
 }
 
 fn error(status: StatusCode, kind: &str, code: &str, message: impl Into<String>) -> Response {
-    let body = Json(json!({ "error": { "message": message.into(), "type": kind, "param": null, "code": code } }));
+    error_about(status, kind, code, None, message)
+}
+
+/// [`error`] naming the request parameter at fault (OpenAI's `param`).
+fn error_about(
+    status: StatusCode,
+    kind: &str,
+    code: &str,
+    param: Option<&str>,
+    message: impl Into<String>,
+) -> Response {
+    let body = Json(json!({ "error": { "message": message.into(), "type": kind, "param": param, "code": code } }));
     let mut resp = (status, body).into_response();
     if status == StatusCode::SERVICE_UNAVAILABLE {
         resp.headers_mut().insert("retry-after", HeaderValue::from_static("1"));
@@ -202,6 +213,28 @@ struct ChatRequest {
     seed: Option<u64>,
     stop: Option<Value>,
     stream_options: Option<Value>,
+    /// How many answers; only one is made here.
+    n: Option<u64>,
+}
+
+impl ChatRequest {
+    /// The first parameter outside what OpenAI accepts (or this server makes),
+    /// as (parameter, why): answered with a 400, as OpenAI does, not clamped silently.
+    fn out_of_range(&self) -> Option<(&'static str, String)> {
+        if let Some(t) = self.temperature.filter(|t| !(0.0..=2.0).contains(t)) {
+            return Some(("temperature", format!("temperature must be between 0 and 2 (got {t})")));
+        }
+        if let Some(p) = self.top_p.filter(|p| !(*p > 0.0 && *p <= 1.0)) {
+            return Some(("top_p", format!("top_p must be above 0 and at most 1 (got {p})")));
+        }
+        if let Some(n) = self.n.filter(|n| *n != 1) {
+            return Some(("n", format!("this server makes one answer per request; n must be 1 (got {n})")));
+        }
+        if self.max_completion_tokens.or(self.max_tokens) == Some(0) {
+            return Some(("max_tokens", "max_tokens must be at least 1".to_string()));
+        }
+        None
+    }
 }
 
 #[derive(Deserialize)]
@@ -257,6 +290,9 @@ async fn chat(State(s): State<Arc<AppState>>, headers: HeaderMap, body: Result<B
                 format!("the model '{m}' does not exist here; this server runs '{}'", s.cfg.model_id),
             );
         }
+    }
+    if let Some((param, why)) = req.out_of_range() {
+        return error_about(StatusCode::BAD_REQUEST, "invalid_request_error", "invalid_value", Some(param), why);
     }
     let mut messages = Vec::with_capacity(req.messages.len());
     for m in &req.messages {

@@ -214,7 +214,7 @@ fn report(db: &Db, runs: &[(i64, BackendSpec)], a: &ClassifyArgs) -> Result<()> 
             })
             .collect();
         writeln!(out, "{}", serde_json::to_string_pretty(&serde_json::json!({"runs": runs, "agreement": agree}))?)?;
-        return Ok(());
+        return failures(&summaries);
     }
     for (id, backend, s, rows) in &summaries {
         if summaries.len() > 1 {
@@ -238,7 +238,24 @@ fn report(db: &Db, runs: &[(i64, BackendSpec)], a: &ClassifyArgs) -> Result<()> 
             }
         }
     }
-    Ok(())
+    failures(&summaries)
+}
+
+/// A run with rows the backend failed on is not a success: say how many and
+/// why, and how to go on once the cause is fixed (a resume retries them).
+fn failures(summaries: &[(i64, BackendSpec, Summary, Vec<crate::db::RunRow>)]) -> Result<()> {
+    let failed: Vec<String> = summaries
+        .iter()
+        .filter_map(|(id, backend, s, rows)| {
+            let what = s.failure_sentence(rows.len())?;
+            Some(format!("run {id} ({backend}): {what}. Fix that, then continue with: duet classify --resume {id}"))
+        })
+        .collect();
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        bail!("{}", failed.join("\n"))
+    }
 }
 
 fn print_notes(out: &mut dyn Write, s: &Summary, rows: &[crate::db::RunRow]) -> Result<()> {

@@ -479,6 +479,12 @@ impl ReviewsScreen {
             return;
         };
         ui.heading(summary.sentence());
+        if let Some(failed) = summary.failure_sentence(self.rows.len()) {
+            ui.colored_label(
+                ui.visuals().error_fg_color,
+                format!("{failed}. Fix that, then press Resume: those rows are tried again."),
+            );
+        }
         if summary.skipped > 0 || summary.flagged > 0 {
             ui.weak(format!("{} rows skipped, {} flagged (see the note column).", summary.skipped, summary.flagged));
         }

@@ -270,3 +270,37 @@ fn cloud_classification_uses_logprobs_when_offered_and_words_when_not() {
     assert_eq!(v.label, UNCLEAR, "\"Hello world\" names no label");
     assert!(v.note.contains("Hello world"), "{}", v.note);
 }
+
+/// A batch in which every row is refused (a wrong key) is not a success: the
+/// command fails, says how many rows failed and why (without the key), and the
+/// run is left resumable; a resume with the right key classifies those rows.
+#[test]
+fn a_cloud_run_whose_rows_all_fail_says_so_and_can_be_resumed() {
+    use crate::common::{duet, stderr, stdout};
+    let fake = fake_provider();
+    let home = tempfile::tempdir().expect("tempdir");
+    let settings = format!(
+        "[[cloud]]\nname = \"lab\"\nbase_url = \"{}/auth/v1\"\nmodel = \"gpt-test\"\nkey_env = \"LAB_KEY\"\n",
+        fake.base
+    );
+    std::fs::write(home.path().join("settings.toml"), settings).expect("settings");
+    let o = duet(&["classify", "--example", "--backend", "cloud:lab"], home.path(), &[("LAB_KEY", KEY)]);
+    let (out, err) = (stdout(&o), stderr(&o));
+    assert!(!o.status.success(), "every row failed, yet it exited 0: {out}{err}");
+    assert!(err.contains("5 of 5 rows could not be classified") && err.contains("rejected (401)"), "{err}");
+    assert!(err.contains("duet classify --resume 1"), "says how to go on: {err}");
+    assert!(!out.contains(KEY) && !err.contains(KEY), "the key leaked");
+
+    // The same run, pointed at a provider that accepts the key, goes on from the failed rows.
+    let fixed = std::fs::read_to_string(home.path().join("settings.toml")).expect("settings").replace("/auth/", "/ok/");
+    std::fs::write(home.path().join("settings.toml"), fixed).expect("settings");
+    let o = duet(&["classify", "--resume", "1", "--json"], home.path(), &[("LAB_KEY", KEY)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("json");
+    assert_eq!(v["runs"][0]["summary"]["failed"], 0, "{v}");
+    assert_eq!(
+        v["runs"][0]["summary"]["counts"][2],
+        serde_json::json!(["unclear", 5]),
+        "\"Hello world\" names no label: {v}"
+    );
+}

@@ -101,6 +101,30 @@ fn bad_requests_get_openai_shaped_errors() {
 }
 
 #[test]
+fn out_of_range_parameters_are_refused_with_the_parameter_named() {
+    let h = serve(None, 4);
+    let hi = r#""messages":[{"role":"user","content":"Hi"}]"#;
+    for (extra, param) in [
+        (r#""temperature":-5"#, "temperature"),
+        (r#""temperature":2.5"#, "temperature"),
+        (r#""top_p":7"#, "top_p"),
+        (r#""top_p":0"#, "top_p"),
+        (r#""n":5"#, "n"),
+        (r#""max_tokens":0"#, "max_tokens"),
+    ] {
+        let (s, e) = post(&h, None, format!("{{{hi},{extra}}}"));
+        assert_eq!((s, e["error"]["code"].as_str()), (400, Some("invalid_value")), "{extra}: {e}");
+        assert_eq!(e["error"]["param"].as_str(), Some(param), "{extra}: {e}");
+    }
+    let (s, e) = post(&h, None, r#"{"messages":[{"role":"wizard","content":"Hi"}]}"#.into());
+    assert_eq!((s, e["error"]["code"].as_str()), (400, Some("invalid_role")), "{e}");
+    // In range still answers.
+    let (s, e) = post(&h, None, format!(r#"{{{hi},"temperature":0,"top_p":1,"n":1,"max_tokens":4}}"#));
+    assert_eq!(s, 200, "{e}");
+    h.shutdown();
+}
+
+#[test]
 fn a_full_queue_answers_busy_at_once_and_a_disconnect_cancels() {
     let h = serve(None, 0);
     let long = serde_json::json!({

@@ -13,6 +13,11 @@ pub struct Summary {
     /// Rows per label given, in label order, then "unclear" when any.
     pub counts: Vec<(String, usize)>,
     pub skipped: usize,
+    /// Of the skipped rows, those the backend failed on (a rejected key, a
+    /// lost connection); resuming the run tries them again.
+    pub failed: usize,
+    /// Why the first of them failed.
+    pub failure: Option<String>,
     pub flagged: usize,
     pub evaluation: Option<Evaluation>,
 }
@@ -37,9 +42,16 @@ pub fn summarize(labels: &[String], rows: &[RunRow]) -> Summary {
     let mut unclear = 0;
     let mut skipped = 0;
     let mut flagged = 0;
+    let (mut failed, mut failure) = (0, None);
     for r in rows {
         match &r.label {
-            None => skipped += 1,
+            None => {
+                skipped += 1;
+                if let Some(why) = r.note.strip_prefix(FAILED) {
+                    failed += 1;
+                    failure.get_or_insert_with(|| why.to_string());
+                }
+            }
             Some(l) => match labels.iter().position(|k| k == l) {
                 Some(i) => *counts.entry(i).or_default() += 1,
                 None => unclear += 1,
@@ -54,7 +66,15 @@ pub fn summarize(labels: &[String], rows: &[RunRow]) -> Summary {
     if unclear > 0 {
         out.push((UNCLEAR.to_string(), unclear));
     }
-    Summary { labels: labels.to_vec(), counts: out, skipped, flagged, evaluation: evaluate(labels, rows) }
+    Summary {
+        labels: labels.to_vec(),
+        counts: out,
+        skipped,
+        failed,
+        failure,
+        flagged,
+        evaluation: evaluate(labels, rows),
+    }
 }
 
 fn evaluate(labels: &[String], rows: &[RunRow]) -> Option<Evaluation> {
@@ -99,7 +119,16 @@ fn evaluate(labels: &[String], rows: &[RunRow]) -> Option<Evaluation> {
     })
 }
 
+/// How a row the backend failed on is noted (`run_rows` keeps the reason after it).
+pub const FAILED: &str = "failed: ";
+
 impl Summary {
+    /// "2 of 5 rows could not be classified: REASON", when any could not.
+    pub fn failure_sentence(&self, rows: usize) -> Option<String> {
+        let why = self.failure.as_deref()?;
+        Some(format!("{} of {rows} rows could not be classified: {why}", self.failed))
+    }
+
     /// "There are 3 positive and 2 negative reviews." (the course's sentence).
     pub fn sentence(&self) -> String {
         let parts: Vec<String> = self.counts.iter().map(|(l, c)| format!("{c} {l}")).collect();

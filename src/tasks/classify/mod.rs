@@ -17,7 +17,7 @@ mod run;
 mod scoring;
 mod start;
 
-pub use eval::{agreement, export_csv, summarize, Agreement, Evaluation, Summary};
+pub use eval::{agreement, export_csv, summarize, Agreement, Evaluation, Summary, FAILED};
 pub use run::{run_table, RunConfig, RunOutcome};
 pub use scoring::{
     label_probabilities, map_answer, softmax, Classifier, CloudClassifier, LazyLocalClassifier, LocalClassifier,

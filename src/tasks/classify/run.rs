@@ -1,7 +1,7 @@
 //! A run over a file: its stored settings, and classifying its rows into the
 //! database so an interrupted run resumes where it stopped.
 
-use super::{Classifier, ClassifyConfig, ClassifyError};
+use super::{Classifier, ClassifyConfig, ClassifyError, FAILED};
 use crate::db::{Db, RunRow, RunStatus};
 use crate::engine::Cancel;
 use crate::progress::Progress;
@@ -107,6 +107,7 @@ fn classify_rows(
     let mut batch: Vec<RunRow> = Vec::new();
     let mut last_flush = std::time::Instant::now();
     let mut classified_now = 0;
+    let mut failed_now = 0;
     let mut finished = true;
     for row in table.by_ref() {
         if cancel.is_cancelled() {
@@ -157,7 +158,9 @@ fn classify_rows(
                             break;
                         }
                         Err(e) => {
-                            notes.push(format!("failed: {e}"));
+                            // First, so the row reads as failed (and a resume tries it again).
+                            notes.insert(0, format!("{FAILED}{e}"));
+                            failed_now += 1;
                             (None, None, Vec::new())
                         }
                     }
@@ -183,7 +186,13 @@ fn classify_rows(
     }
     db.save_run_rows(run_id, &batch)?;
     progress.finish();
-    db.set_run_status(run_id, if finished { RunStatus::Done } else { RunStatus::Cancelled })?;
+    // A run with rows the backend failed on is not done: Resume tries them again.
+    let status = match (finished, failed_now) {
+        (false, _) => RunStatus::Cancelled,
+        (true, 0) => RunStatus::Done,
+        (true, _) => RunStatus::Failed,
+    };
+    db.set_run_status(run_id, status)?;
     Ok(RunOutcome { run_id, finished, classified_now, seconds: start.elapsed().as_secs_f64() })
 }
 
