@@ -26,6 +26,7 @@ mod chat;
 mod classify;
 mod cloud;
 mod compare;
+mod docs;
 mod models;
 mod serve;
 mod tokenize;
@@ -34,6 +35,7 @@ pub use ask::AskArgs;
 pub use bench::BenchArgs;
 pub use chat::ChatArgs;
 pub use cloud::CloudCommand;
+pub use docs::DocsCommand;
 pub use models::ModelsCommand;
 pub use serve::ServeArgs;
 pub use tokenize::TokenizeArgs;
@@ -58,6 +60,9 @@ pub enum Command {
     Classify(classify::ClassifyArgs),
     /// One prompt to several backends side by side: answers, speed, tokens, cost, where the data went.
     Compare(compare::CompareArgs),
+    /// Your documents: add files and folders, then ask questions answered from them, with citations.
+    #[command(subcommand)]
+    Docs(DocsCommand),
     /// Open the desktop app (what `duet` with no arguments does).
     Gui,
     /// Show the token ids (and pieces) a model sees for a text.
@@ -218,6 +223,7 @@ fn dispatch(cli: Cli) -> Result<()> {
         Some(Command::Tokenize(a)) => tokenize::tokenize(&store, &catalog, a),
         Some(Command::Classify(a)) => classify::classify(&store, &catalog, a),
         Some(Command::Compare(a)) => compare::compare(&store, &catalog, a),
+        Some(Command::Docs(c)) => docs::docs(&store, &catalog, c),
         None | Some(Command::Gui) => gui(store.paths(), cli.offline),
         Some(Command::Models(m)) => models::models(&store, &catalog, m),
         Some(Command::Bench(a)) => bench::bench(&store, &catalog, a),

@@ -5,4 +5,5 @@ pub mod answer;
 pub mod chat;
 pub mod classify;
 pub mod compare;
+pub mod docs;
 pub mod input;

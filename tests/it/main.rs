@@ -10,6 +10,7 @@ mod classify;
 mod cli;
 mod cloud;
 mod compare;
+mod docs;
 mod engine;
 mod golden;
 mod gui;

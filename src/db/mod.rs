@@ -1,10 +1,15 @@
 //! The one SQLite database: conversations and messages (with full-text
-//! search), classification runs and their rows, comparisons and verdicts.
+//! search), classification runs and their rows, comparisons and verdicts,
+//! and documents with their chunks (`docs.rs`).
 //!
 //! Every write that touches more than one row runs in a transaction, so a
 //! crash or a full disk never leaves half a conversation or half a batch.
 //! WAL mode lets the GUI read while a batch job writes. Secrets never come
 //! here: callers store profile *names*, never keys.
+
+mod docs;
+
+pub use docs::{ChunkHit, DocumentRow, NewChunk};
 
 use crate::engine::{BackendSpec, Role};
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
@@ -95,6 +100,37 @@ const MIGRATIONS: &[&str] = &[
         verdict TEXT NOT NULL,
         created_at INTEGER NOT NULL
      );",
+    // 4: documents for retrieval, their chunks, and keyword search over the chunks
+    "CREATE TABLE documents (
+        id INTEGER PRIMARY KEY,
+        path TEXT NOT NULL UNIQUE,
+        sha256 TEXT NOT NULL,
+        bytes INTEGER NOT NULL,
+        pages INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        note TEXT NOT NULL DEFAULT '',
+        added_at INTEGER NOT NULL,
+        indexed_at INTEGER NOT NULL
+     );
+     CREATE TABLE chunks (
+        id INTEGER PRIMARY KEY,
+        document_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+        seq INTEGER NOT NULL,
+        page INTEGER NOT NULL,
+        start_char INTEGER NOT NULL,
+        end_char INTEGER NOT NULL,
+        heading TEXT NOT NULL DEFAULT '',
+        text TEXT NOT NULL,
+        UNIQUE (document_id, seq)
+     );
+     -- The index holds each chunk's heading with its text, so a passage is found by what its section is about.
+     CREATE VIRTUAL TABLE chunks_fts USING fts5(text, content='chunks', content_rowid='id', tokenize='porter unicode61');
+     CREATE TRIGGER chunks_ai AFTER INSERT ON chunks BEGIN
+        INSERT INTO chunks_fts(rowid, text) VALUES (new.id, new.heading || char(10) || new.text);
+     END;
+     CREATE TRIGGER chunks_ad AFTER DELETE ON chunks BEGIN
+        INSERT INTO chunks_fts(chunks_fts, rowid, text) VALUES ('delete', old.id, old.heading || char(10) || old.text);
+     END;",
 ];
 
 /// See [`Db::revision`].

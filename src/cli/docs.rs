@@ -1,0 +1,161 @@
+//! `duet docs`: add files and folders, list and remove them, and ask questions
+//! answered from them with citations.
+
+use super::*;
+use crate::db::Db;
+use crate::tasks::docs::{add_files, files_under, Added, DocAnswer};
+
+#[derive(Subcommand, Debug)]
+pub enum DocsCommand {
+    /// Index files or whole folders (.txt, .md, .html); unchanged files are skipped.
+    Add {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Every added document: pages, passages, and what went wrong if anything did.
+    List,
+    /// Forget documents (by the number `duet docs list` shows, or by path).
+    Rm {
+        #[arg(required = true)]
+        documents: Vec<String>,
+    },
+    /// Ask a question; the answer comes from the passages found in your documents.
+    Ask(DocsAskArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct DocsAskArgs {
+    pub question: String,
+    /// How many passages to give the model.
+    #[arg(long, short = 'k', default_value_t = 4)]
+    pub top_k: usize,
+    /// `local` (default: nothing leaves this computer), `cloud` or `cloud:NAME`.
+    #[arg(long, default_value_t = BackendSpec::Local)]
+    pub backend: BackendSpec,
+    #[arg(long, default_value_t = 256)]
+    pub max_tokens: usize,
+    #[command(flatten)]
+    pub model: ModelArg,
+    /// Print one JSON object: answer, sources (file, page, score, text), citations.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn docs(store: &Store, catalog: &Catalog, c: DocsCommand) -> Result<()> {
+    let mut db = Db::open_default(store.paths())?;
+    match c {
+        DocsCommand::Add { paths } => add(&mut db, &paths),
+        DocsCommand::List => list(&db),
+        DocsCommand::Rm { documents } => rm(&mut db, &documents),
+        DocsCommand::Ask(a) => ask(store, catalog, &db, a),
+    }
+}
+
+fn add(db: &mut Db, paths: &[PathBuf]) -> Result<()> {
+    let files = files_under(paths)?;
+    if files.is_empty() {
+        bail!("no .txt, .md or .html files there; give files, or folders that hold some");
+    }
+    let bar = TerminalBar::new();
+    let outcomes = add_files(db, &files, &bar, &interrupt().0)?;
+    let mut failed = 0;
+    for o in &outcomes {
+        match o {
+            Added::Indexed { path, pages, chunks, note } => {
+                let note = if note.is_empty() { String::new() } else { format!(" ({note})") };
+                println!("indexed   {path}: {pages} pages, {chunks} passages{note}");
+            }
+            Added::Unchanged { path } => println!("unchanged {path}"),
+            Added::Failed { path, why } => {
+                failed += 1;
+                eprintln!("failed    {path}: {why}");
+            }
+        }
+    }
+    if outcomes.len() < files.len() {
+        bail!(
+            "stopped after {} of {} files; run the same command to go on (finished files are skipped)",
+            outcomes.len(),
+            files.len()
+        );
+    }
+    if failed > 0 {
+        bail!("{failed} of {} files could not be indexed (see above); the others were", files.len());
+    }
+    Ok(())
+}
+
+fn list(db: &Db) -> Result<()> {
+    let docs = db.documents()?;
+    if docs.is_empty() {
+        println!("No documents yet. Add some: duet docs add FILE_OR_FOLDER");
+    }
+    for d in docs {
+        let note = if d.note.is_empty() { String::new() } else { format!(" · {}", d.note) };
+        println!("{:>4}  {}  {} · {} pages · {} passages{note}", d.id, d.path, d.status, d.pages, d.chunks);
+    }
+    Ok(())
+}
+
+fn rm(db: &mut Db, which: &[String]) -> Result<()> {
+    let docs = db.documents()?;
+    for w in which {
+        let full = std::fs::canonicalize(w).map(|p| p.to_string_lossy().into_owned()).unwrap_or_else(|_| w.clone());
+        let found = docs.iter().find(|d| d.id.to_string() == *w || d.path == *w || d.path == full);
+        match found {
+            Some(d) => {
+                db.remove_document(d.id)?;
+                println!("removed {}", d.path);
+            }
+            None => bail!("no document '{w}'; `duet docs list` shows their numbers and paths"),
+        }
+    }
+    Ok(())
+}
+
+fn ask(store: &Store, catalog: &Catalog, db: &Db, a: DocsAskArgs) -> Result<()> {
+    // Refuse before loading a model when there is nothing to search.
+    crate::tasks::docs::retrieve(db, &a.question, 1)?;
+    let backend: Box<dyn Backend> = match &a.backend {
+        BackendSpec::Local => {
+            let path = resolve_model(store, catalog, a.model.model.as_deref())?;
+            Box::new(start_engine(&path, 4096, 0)?)
+        }
+        spec @ BackendSpec::Cloud { .. } => {
+            let profile = profile_for_backend(store, spec)?;
+            let cloud = crate::engine::cloud::backend_for(&profile, CloudOptions::default());
+            eprintln!("(the question and the passages found are sent to {})", cloud.host());
+            Box::new(cloud)
+        }
+    };
+    let answer =
+        crate::tasks::docs::ask(db, backend.as_ref(), &a.question, a.top_k, a.max_tokens, interrupt().0.clone())?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&answer)?);
+    } else {
+        print_answer(&answer);
+    }
+    Ok(())
+}
+
+fn print_answer(a: &DocAnswer) {
+    println!("{}", a.answer);
+    if !a.invalid_citations.is_empty() {
+        let list: Vec<String> = a.invalid_citations.iter().map(|n| format!("[{n}]")).collect();
+        println!("(careful: {} cited, but no such passage was given to the model)", list.join(", "));
+    }
+    if !a.extract.is_empty() {
+        println!("\nFrom your documents:");
+        for (n, sentence) in &a.extract {
+            println!("  [{n}] {sentence}");
+        }
+    }
+    if !a.sources.is_empty() {
+        println!("\nPassages ({}):", a.location);
+        for (i, s) in a.sources.iter().enumerate() {
+            let cited = if a.cited.contains(&(i + 1)) { " (cited)" } else { "" };
+            let heading = if s.heading.is_empty() { String::new() } else { format!(" · {}", s.heading) };
+            println!("  [{}] {}, page {}{heading}{cited}", i + 1, s.path, s.page);
+        }
+    }
+}

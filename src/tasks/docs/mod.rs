@@ -1,0 +1,42 @@
+//! Documents: ask questions of your own files, answered from the passages
+//! found in them, with citations that are checked (retrieval-augmented
+//! generation, the course's three steps). Everything stays on this computer
+//! unless the person picks a cloud backend to answer.
+//!
+//! `read` turns a file into text, `chunk` cuts it into passages, `index`
+//! keeps them in the database (keyword search with BM25), `answer` finds the
+//! passages for a question and asks a backend. No window or terminal here.
+
+mod answer;
+mod chunk;
+mod index;
+mod read;
+
+pub use answer::{ask, best_sentences, citations, prompt, retrieve, DocAnswer, NOT_FOUND};
+pub use chunk::{chunk_page, TARGET_CHARS};
+pub use index::{add_files, files_under, Added};
+pub use read::{read_text, ReadText, EXTENSIONS, MAX_FILE_BYTES};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DocError {
+    #[error("no documents are added yet. Add some first: duet docs add FILE_OR_FOLDER (txt, md or html)")]
+    NoDocuments,
+    #[error("the question is empty; ask something about your documents")]
+    EmptyQuestion,
+    #[error("could not read {0}: {1}")]
+    Open(String, String),
+    #[error(
+        "{path}: .{ext} files are not supported yet; duet reads .txt, .md and .html (PDF and Word files are planned)"
+    )]
+    Unsupported { path: String, ext: String },
+    #[error("{0} looks like a binary file, not text; nothing was indexed")]
+    Binary(String),
+    #[error("{0} has no text to index")]
+    Empty(String),
+    #[error("{path} is {bytes} bytes; duet indexes files up to 64 MB (split it into smaller files)")]
+    TooLarge { path: String, bytes: u64 },
+    #[error(transparent)]
+    Db(#[from] crate::db::DbError),
+    #[error(transparent)]
+    Gen(#[from] crate::engine::GenError),
+}
