@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::db::Db;
-use crate::tasks::docs::{add_files, files_under, Added, DocAnswer};
+use crate::tasks::docs::{add_files, count, files_under, Added, DocAnswer};
 
 #[derive(Subcommand, Debug)]
 pub enum DocsCommand {
@@ -63,7 +63,11 @@ fn add(db: &mut Db, paths: &[PathBuf]) -> Result<()> {
         match o {
             Added::Indexed { path, pages, chunks, note } => {
                 let note = if note.is_empty() { String::new() } else { format!(" ({note})") };
-                println!("indexed   {path}: {pages} pages, {chunks} passages{note}");
+                println!(
+                    "indexed   {path}: {}, {}{note}",
+                    count(*pages as u64, "page"),
+                    count(*chunks as u64, "passage")
+                );
             }
             Added::Unchanged { path } => println!("unchanged {path}"),
             Added::Failed { path, why } => {
@@ -92,7 +96,8 @@ fn list(db: &Db) -> Result<()> {
     }
     for d in docs {
         let note = if d.note.is_empty() { String::new() } else { format!(" · {}", d.note) };
-        println!("{:>4}  {}  {} · {} pages · {} passages{note}", d.id, d.path, d.status, d.pages, d.chunks);
+        let (pages, chunks) = (count(d.pages as u64, "page"), count(d.chunks as u64, "passage"));
+        println!("{:>4}  {}  {} · {pages} · {chunks}{note}", d.id, d.path, d.status);
     }
     Ok(())
 }

@@ -10,6 +10,7 @@
 pub mod cached;
 pub mod chat;
 pub mod compare;
+pub mod documents;
 pub mod fonts;
 pub mod models;
 pub mod pending;
@@ -59,6 +60,7 @@ pub struct DuetApp {
     pub chat: chat::ChatScreen,
     pub compare: compare::CompareScreen,
     pub reviews: reviews::ReviewsScreen,
+    pub documents: documents::DocumentsScreen,
     pub models: models::ModelsScreen,
     pub settings: settings::SettingsScreen,
     applied_theme: String,
@@ -76,6 +78,7 @@ impl DuetApp {
             chat,
             compare: compare::CompareScreen::default(),
             reviews: reviews::ReviewsScreen::default(),
+            documents: documents::DocumentsScreen::default(),
             models: models::ModelsScreen::default(),
             settings,
             applied_theme: String::new(),
@@ -141,10 +144,7 @@ impl DuetApp {
             Screen::Chat => self.chat.ui(ui, &mut self.services),
             Screen::Compare => self.compare.ui(ui, &mut self.services),
             Screen::Reviews => self.reviews.ui(ui, &mut self.services),
-            Screen::Documents => {
-                ui.heading("Documents");
-                ui.label("Coming soon: add txt, md or pdf files and ask questions about them, answered with citations — all on this computer.");
-            }
+            Screen::Documents => self.documents.ui(ui, &mut self.services),
             Screen::Models => self.models.ui(ui, &mut self.services),
             Screen::Settings => self.settings.ui(ui, &mut self.services),
         });

@@ -76,7 +76,9 @@ impl GuiProgress {
             } else {
                 format!("{}…", s.label)
             };
-            ui.add(egui::ProgressBar::new(fraction).text(text).desired_width(360.0).animate(s.total == 0));
+            // Room for the Cancel button beside it, so a narrow panel is not pushed wider.
+            let width = (ui.available_width() - 80.0).clamp(120.0, 360.0);
+            ui.add(egui::ProgressBar::new(fraction).text(text).desired_width(width).animate(s.total == 0));
             if let Some(c) = cancel {
                 if ui.button("Cancel").clicked() {
                     c.cancel();

@@ -266,3 +266,26 @@ fn a_model_that_fails_to_load_says_why() {
     assert!(!h.state().reviews.is_running());
     assert!(h.state().services.db.runs().expect("runs").is_empty(), "a refused run is not kept");
 }
+
+#[test]
+fn documents_add_the_sample_handbook_and_answer_from_its_parking_passage() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let mut h = harness(app(home.path()));
+    h.get_by_label("Documents").click();
+    h.step();
+    wait_for(&mut h, "the model to load", model_ready);
+    h.get_by_label("Add the sample handbook").click();
+    wait_for(&mut h, "indexing", |a| !a.documents.is_busy() && !a.documents.outcomes.is_empty());
+    shown(&h, "handbook.md");
+    shown(&h, "passages");
+    // The sample fills in the course's question.
+    assert_eq!(h.state().documents.question, "Is there parking for employees?");
+    h.get_by_label("Ask").click();
+    wait_for(&mut h, "the answer", |a| !a.documents.is_busy());
+    let answer = h.state().documents.answer.clone().expect("an answer");
+    assert!(answer.sources[0].text.contains("park for free"), "{:?}", answer.sources[0]);
+    shown(&h, "From your documents");
+    shown(&h, "Employees may park for free");
+    shown(&h, "Passages (on this computer)");
+    shown(&h, "Parking and getting to work");
+}

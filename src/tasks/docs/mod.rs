@@ -17,6 +17,16 @@ pub use chunk::{chunk_page, TARGET_CHARS};
 pub use index::{add_files, files_under, Added};
 pub use read::{read_text, ReadText, EXTENSIONS, MAX_FILE_BYTES};
 
+/// "1 page", "9 passages": counts as people write them.
+pub fn count(n: impl Into<u64>, noun: &str) -> String {
+    let n = n.into();
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum DocError {
     #[error("no documents are added yet. Add some first: duet docs add FILE_OR_FOLDER (txt, md or html)")]

@@ -1,0 +1,319 @@
+//! The Documents screen: add files or folders (dialog, typed path, drag and
+//! drop, or the sample handbook), see each one's state, ask a question, and
+//! read the answer beside the passages it came from. Indexing and answering
+//! run on their own threads; the screen only draws what they send back.
+
+use super::cached::Cached;
+use super::pending::{Pending, Polled};
+use super::progress::GuiProgress;
+use super::services::{or_notice, Services};
+use crate::db::{Db, DocumentRow};
+use crate::engine::{BackendSpec, Cancel};
+use crate::tasks::docs::{add_files, count, files_under, Added, DocAnswer};
+use eframe::egui;
+use egui_commonmark::{CommonMarkCache, CommonMarkViewer};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// The sample handbook, written out to the data folder when asked for.
+const HANDBOOK: &str = include_str!("../../assets/examples/handbook.md");
+
+struct Indexing {
+    progress: Arc<GuiProgress>,
+    cancel: Cancel,
+    result: Pending<Result<Vec<Added>, String>>,
+}
+
+#[derive(Default)]
+pub struct DocumentsScreen {
+    /// A path typed by hand (for systems without a file dialog).
+    pub path: String,
+    pub question: String,
+    pub backend: BackendSpec,
+    /// How many passages the model reads.
+    pub top_k: usize,
+    indexing: Option<Indexing>,
+    asking: Option<Pending<Result<DocAnswer, String>>>,
+    pub answer: Option<DocAnswer>,
+    /// What the last add did, one line per file.
+    pub outcomes: Vec<String>,
+    pub error: Option<String>,
+    picking: Option<Pending<Option<PathBuf>>>,
+    docs: Cached<crate::db::Revision, Vec<DocumentRow>>,
+    md_cache: CommonMarkCache,
+}
+
+impl DocumentsScreen {
+    /// Index `paths` (files or folders) on a worker thread.
+    pub fn add(&mut self, services: &Services, paths: Vec<PathBuf>) {
+        if self.indexing.is_some() {
+            return;
+        }
+        self.error = None;
+        let files = match files_under(&paths) {
+            Ok(f) if f.is_empty() => {
+                self.error = Some("No .txt, .md or .html files there.".into());
+                return;
+            }
+            Ok(f) => f,
+            Err(e) => {
+                self.error = Some(e.to_string());
+                return;
+            }
+        };
+        let progress = Arc::new(GuiProgress::new(services.wake.clone()));
+        let cancel = Cancel::new();
+        let (p, c, data) = (progress.clone(), cancel.clone(), services.paths.clone());
+        let result = Pending::spawn("duet-index", &services.wake, move || {
+            let mut db = Db::open_default(&data).map_err(|e| e.to_string())?;
+            add_files(&mut db, &files, p.as_ref(), &c).map_err(|e| e.to_string())
+        });
+        self.indexing = Some(Indexing { progress, cancel, result });
+    }
+
+    /// Write the sample handbook to the data folder and add it.
+    pub fn add_sample(&mut self, services: &Services) {
+        let path = services.paths.data_dir.join("examples").join("handbook.md");
+        let written = std::fs::create_dir_all(path.parent().unwrap_or(&services.paths.data_dir))
+            .and_then(|()| std::fs::write(&path, HANDBOOK));
+        match written {
+            Ok(()) => {
+                self.add(services, vec![path]);
+                if self.question.is_empty() {
+                    self.question = "Is there parking for employees?".into();
+                }
+            }
+            Err(e) => self.error = Some(format!("could not write the sample to {}: {e}", path.display())),
+        }
+    }
+
+    /// Ask the question on a worker thread.
+    pub fn ask(&mut self, services: &Services) {
+        if self.asking.is_some() {
+            return;
+        }
+        if self.question.trim().is_empty() {
+            self.error = Some("Type a question about your documents.".into());
+            return;
+        }
+        self.error = None;
+        let backend = match services.backend(&self.backend) {
+            Ok(b) => b,
+            Err(e) => {
+                self.error = Some(e.to_string());
+                return;
+            }
+        };
+        let (question, k, data) = (self.question.clone(), self.top_k.max(1), services.paths.clone());
+        self.asking = Some(Pending::spawn("duet-docs-ask", &services.wake, move || {
+            let db = Db::open_default(&data).map_err(|e| e.to_string())?;
+            crate::tasks::docs::ask(&db, backend.as_ref(), &question, k, 256, Cancel::new()).map_err(|e| e.to_string())
+        }));
+    }
+
+    pub fn is_busy(&self) -> bool {
+        self.indexing.is_some() || self.asking.is_some()
+    }
+
+    fn poll(&mut self) {
+        if let Some(ix) = &self.indexing {
+            match ix.result.poll() {
+                Polled::Waiting => {}
+                Polled::Ready(Ok(added)) => {
+                    self.outcomes = added.iter().map(outcome_line).collect();
+                    self.indexing = None;
+                }
+                Polled::Ready(Err(e)) => {
+                    self.error = Some(e);
+                    self.indexing = None;
+                }
+                Polled::Lost => {
+                    self.error = Some("indexing stopped unexpectedly".into());
+                    self.indexing = None;
+                }
+            }
+        }
+        if let Some(a) = &self.asking {
+            match a.poll() {
+                Polled::Waiting => {}
+                Polled::Ready(r) => {
+                    match r {
+                        Ok(answer) => self.answer = Some(answer),
+                        Err(e) => self.error = Some(e),
+                    }
+                    self.asking = None;
+                }
+                Polled::Lost => {
+                    self.error = Some("answering stopped unexpectedly".into());
+                    self.asking = None;
+                }
+            }
+        }
+        match self.picking.as_ref().map(Pending::poll) {
+            Some(Polled::Ready(Some(path))) => {
+                self.picking = None;
+                self.path = path.display().to_string();
+            }
+            Some(Polled::Ready(None) | Polled::Lost) => self.picking = None,
+            Some(Polled::Waiting) | None => {}
+        }
+    }
+
+    pub fn ui(&mut self, ui: &mut egui::Ui, services: &mut Services) {
+        if self.top_k == 0 {
+            self.top_k = 4;
+        }
+        self.poll();
+        let dropped: Vec<PathBuf> = ui.input(|i| {
+            i.raw.dropped_files.iter().map(|f| f.path().to_path_buf()).filter(|p| !p.as_os_str().is_empty()).collect()
+        });
+        if !dropped.is_empty() {
+            self.add(services, dropped);
+        }
+        // At most two fifths of the window, so the answer keeps room on small screens.
+        let list_width = (ui.available_width() * 0.4).clamp(220.0, 380.0);
+        egui::Panel::left("documents_list").default_size(list_width).max_size(list_width).show(ui, |ui| {
+            egui::ScrollArea::vertical().show(ui, |ui| self.files_ui(ui, services));
+        });
+        egui::ScrollArea::vertical().auto_shrink([false, false]).show(ui, |ui| self.ask_ui(ui, services));
+    }
+
+    fn files_ui(&mut self, ui: &mut egui::Ui, services: &mut Services) {
+        ui.heading("Documents");
+        ui.label("Add .txt, .md or .html files (or a folder of them). They are indexed on this computer.");
+        ui.horizontal(|ui| {
+            if ui.button("Choose a file…").clicked() && self.picking.is_none() {
+                self.picking = Some(services.open_dialog("Documents", crate::tasks::docs::EXTENSIONS));
+            }
+            if ui.button("Add the sample handbook").clicked() {
+                self.add_sample(services);
+            }
+        });
+        ui.horizontal(|ui| {
+            let field = ui.add(
+                egui::TextEdit::singleline(&mut self.path)
+                    .hint_text("or type a file or folder path")
+                    .desired_width((ui.available_width() - 50.0).max(80.0)),
+            );
+            let enter = field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+            if (ui.button("Add").clicked() || enter) && !self.path.trim().is_empty() {
+                let path = PathBuf::from(self.path.trim());
+                self.add(services, vec![path]);
+            }
+        });
+        if let Some(ix) = &self.indexing {
+            ix.progress.ui(ui, Some(&ix.cancel));
+        }
+        for line in &self.outcomes {
+            ui.small(line);
+        }
+        ui.separator();
+        let (db, notice) = (&services.db, &mut services.notice);
+        let docs = self.docs.get(db.revision(), || or_notice(notice, db.documents())).clone();
+        if docs.is_empty() {
+            ui.weak("No documents yet.");
+        }
+        let mut remove = None;
+        for d in &docs {
+            ui.horizontal(|ui| {
+                let name = std::path::Path::new(&d.path).file_name().map(|n| n.to_string_lossy().into_owned());
+                ui.label(name.unwrap_or_else(|| d.path.clone())).on_hover_text(&d.path);
+                if d.status == "indexed" {
+                    ui.weak(format!("{} · {}", count(d.pages as u64, "page"), count(d.chunks as u64, "passage")));
+                } else {
+                    ui.colored_label(ui.visuals().error_fg_color, "could not be read").on_hover_text(&d.note);
+                }
+                if ui.small_button("Remove").clicked() {
+                    remove = Some(d.id);
+                }
+            });
+            if !d.note.is_empty() {
+                ui.small(&d.note);
+            }
+        }
+        if let Some(id) = remove {
+            if let Err(e) = services.db.remove_document(id) {
+                self.error = Some(e.to_string());
+            }
+        }
+    }
+
+    fn ask_ui(&mut self, ui: &mut egui::Ui, services: &mut Services) {
+        ui.heading("Ask your documents");
+        ui.horizontal(|ui| {
+            ui.label("Answer with");
+            egui::ComboBox::from_id_salt("documents_backend")
+                .selected_text(services.backend_name(&self.backend))
+                .show_ui(ui, |ui| {
+                    for (k, v) in services.backend_choices() {
+                        ui.selectable_value(&mut self.backend, k, v);
+                    }
+                });
+            ui.add(egui::DragValue::new(&mut self.top_k).range(1..=12).prefix("passages: "));
+        });
+        ui.weak(services.privacy_line(&self.backend, "question and the passages found"));
+        let field = ui.add(
+            egui::TextEdit::singleline(&mut self.question)
+                .hint_text("Is there parking for employees?")
+                .desired_width(f32::INFINITY),
+        );
+        let enter = field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+        ui.horizontal(|ui| {
+            if self.asking.is_some() {
+                ui.spinner();
+                ui.label("Reading the passages…");
+            } else if ui.button("Ask").clicked() || enter {
+                self.ask(services);
+            }
+        });
+        if let Some(e) = &self.error {
+            ui.colored_label(ui.visuals().error_fg_color, e);
+        }
+        let Some(a) = self.answer.clone() else { return };
+        ui.separator();
+        ui.strong("Answer");
+        CommonMarkViewer::new().show(ui, &mut self.md_cache, &a.answer);
+        if !a.invalid_citations.is_empty() {
+            let list: Vec<String> = a.invalid_citations.iter().map(|n| format!("[{n}]")).collect();
+            ui.colored_label(
+                ui.visuals().warn_fg_color,
+                format!("Careful: the answer cites {}, but no such passage was given to the model.", list.join(", ")),
+            );
+        }
+        if !a.extract.is_empty() {
+            ui.add_space(6.0);
+            ui.strong("From your documents");
+            for (n, sentence) in &a.extract {
+                ui.label(format!("[{n}] {sentence}"));
+            }
+        }
+        if !a.sources.is_empty() {
+            ui.add_space(6.0);
+            ui.strong(format!("Passages ({})", a.location));
+            for (i, s) in a.sources.iter().enumerate() {
+                let file = std::path::Path::new(&s.path).file_name().map(|n| n.to_string_lossy().into_owned());
+                let cited = if a.cited.contains(&(i + 1)) { " · cited" } else { "" };
+                let title =
+                    format!("[{}] {} · page {} · {}{cited}", i + 1, file.unwrap_or_default(), s.page, s.heading);
+                egui::CollapsingHeader::new(title).id_salt(("passage", i)).default_open(i == 0).show(ui, |ui| {
+                    // Lines wrapped in the file are joined; paragraphs stay apart.
+                    let paragraphs: Vec<String> = s.text.split("\n\n").map(|p| p.replace('\n', " ")).collect();
+                    ui.label(paragraphs.join("\n\n"));
+                    ui.weak(format!("{} · characters {}–{}", s.path, s.start_char, s.end_char));
+                });
+            }
+        }
+    }
+}
+
+fn outcome_line(a: &Added) -> String {
+    let name =
+        |p: &str| std::path::Path::new(p).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    match a {
+        Added::Indexed { path, pages, chunks, .. } => {
+            format!("indexed {}: {}, {}", name(path), count(*pages as u64, "page"), count(*chunks as u64, "passage"))
+        }
+        Added::Unchanged { path } => format!("{} is unchanged", name(path)),
+        Added::Failed { path, why } => format!("{} failed: {why}", name(path)),
+    }
+}
