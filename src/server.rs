@@ -45,6 +45,9 @@ pub struct ServerConfig {
     /// Requests that may wait behind the running one.
     pub queue: usize,
     pub max_body_bytes: usize,
+    /// Web pages (origins such as `http://localhost:3000`) allowed to call the
+    /// server from a browser; any other page is refused.
+    pub allow_origins: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -56,6 +59,7 @@ impl Default for ServerConfig {
             model_id: "smollm2-135m".into(),
             queue: 4,
             max_body_bytes: 1 << 20,
+            allow_origins: Vec::new(),
         }
     }
 }
@@ -70,6 +74,8 @@ struct Stats {
 
 struct AppState {
     engine: LocalEngine,
+    /// Where the server listens (a loopback Host header must name it).
+    addr: SocketAddr,
     cfg: ServerConfig,
     permits: Arc<Semaphore>,
     stats: Stats,
@@ -114,6 +120,7 @@ pub fn start(engine: LocalEngine, cfg: ServerConfig) -> Result<ServerHandle, Ser
     let addr = listener.local_addr().map_err(|e| ServerError::Bind { addr: addr.to_string(), why: e.to_string() })?;
     let state = Arc::new(AppState {
         engine,
+        addr,
         permits: Arc::new(Semaphore::new(cfg.queue + 1)),
         stats: Stats::default(),
         cfg: cfg.clone(),
@@ -155,6 +162,43 @@ fn error_about(
     resp
 }
 
+/// `Some(refusal)` for a request a web page made rather than a program: a
+/// page on any site can send a "simple" cross-site POST (text/plain, no
+/// preflight) to 127.0.0.1, and a DNS-rebinding page can even read the reply
+/// under its own host name. So on loopback the Host must be a loopback name,
+/// a browser's Origin must be one the person allowed, and a typed body must be JSON.
+fn web_page_error(state: &AppState, headers: &HeaderMap, addr: SocketAddr, has_body: bool) -> Option<Response> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_ascii_lowercase);
+    if addr.ip().is_loopback() {
+        let host = header("host").unwrap_or_default();
+        let name = match host.rsplit_once(':') {
+            Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) => name.to_string(),
+            _ => host.clone(),
+        };
+        if !["127.0.0.1", "localhost", "[::1]"].contains(&name.as_str()) {
+            let why = format!("the Host header '{host}' is not this computer; call the server as http://{addr}");
+            return Some(error(StatusCode::FORBIDDEN, "invalid_request_error", "bad_host", why));
+        }
+    }
+    if let Some(origin) = header("origin") {
+        if !state.cfg.allow_origins.iter().any(|o| o.trim_end_matches('/').eq_ignore_ascii_case(&origin)) {
+            let why = format!(
+                "requests from web pages ({origin}) are refused; start duet serve with --allow-origin {origin} to allow that page"
+            );
+            return Some(error(StatusCode::FORBIDDEN, "invalid_request_error", "origin_not_allowed", why));
+        }
+    }
+    // A browser always names a type for a body it sends (text/plain by default);
+    // a program that names none is let through.
+    let not_json =
+        header("content-type").is_some_and(|t| t.split(';').next().is_none_or(|t| t.trim() != "application/json"));
+    if has_body && not_json {
+        let why = "send the body as JSON, with the header Content-Type: application/json";
+        return Some(error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "invalid_request_error", "not_json", why));
+    }
+    None
+}
+
 /// `Some(401 response)` when a token is required and not given.
 fn auth_error(state: &AppState, headers: &HeaderMap) -> Option<Response> {
     let token = state.cfg.token.as_ref()?;
@@ -190,7 +234,7 @@ async fn health(State(s): State<Arc<AppState>>) -> Json<Value> {
 }
 
 async fn models(State(s): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    if let Some(r) = auth_error(&s, &headers) {
+    if let Some(r) = web_page_error(&s, &headers, s.addr, false).or_else(|| auth_error(&s, &headers)) {
         return r;
     }
     Json(json!({
@@ -255,7 +299,7 @@ fn content_text(v: &Value) -> Option<String> {
 }
 
 async fn chat(State(s): State<Arc<AppState>>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
-    if let Some(r) = auth_error(&s, &headers) {
+    if let Some(r) = web_page_error(&s, &headers, s.addr, true).or_else(|| auth_error(&s, &headers)) {
         return r;
     }
     let body = match body {

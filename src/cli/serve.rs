@@ -18,6 +18,10 @@ pub struct ServeArgs {
     pub queue: usize,
     #[arg(long, default_value_t = 4096)]
     pub context: usize,
+    /// A web page allowed to call the server from a browser, e.g. http://localhost:3000 (repeatable);
+    /// requests from any other page are refused.
+    #[arg(long = "allow-origin")]
+    pub allow_origins: Vec<String>,
 }
 
 pub fn serve(store: &Store, catalog: &Catalog, a: ServeArgs) -> Result<()> {
@@ -34,6 +38,7 @@ pub fn serve(store: &Store, catalog: &Catalog, a: ServeArgs) -> Result<()> {
         token: a.token.as_deref().map(crate::secret::Secret::new),
         model_id: model_id.clone(),
         queue: a.queue,
+        allow_origins: a.allow_origins.clone(),
         ..Default::default()
     };
     let auth = cfg.token.is_some();

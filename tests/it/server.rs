@@ -100,6 +100,48 @@ fn bad_requests_get_openai_shaped_errors() {
     h.shutdown();
 }
 
+/// A raw request, headers as given (a web page's, or a rebinding attacker's).
+fn post_as(h: &ServerHandle, headers: &[(&str, &str)]) -> (u16, serde_json::Value) {
+    duet::runtime().block_on(async {
+        let mut rb = reqwest::Client::new()
+            .post(format!("http://{}/v1/chat/completions", h.addr))
+            .body(r#"{"messages":[{"role":"user","content":"Hi"}],"max_tokens":2}"#);
+        for (k, v) in headers {
+            rb = rb.header(*k, *v);
+        }
+        let r = rb.send().await.expect("request");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(serde_json::Value::Null))
+    })
+}
+
+#[test]
+fn web_pages_cannot_drive_the_loopback_server() {
+    let h = serve(None, 4);
+    let json = ("content-type", "application/json");
+    let (s, e) = post_as(&h, &[("content-type", "text/plain")]);
+    assert_eq!((s, e["error"]["code"].as_str()), (415, Some("not_json")), "a no-preflight cross-site POST: {e}");
+    let (s, e) = post_as(&h, &[json, ("origin", "http://evil.example")]);
+    assert_eq!((s, e["error"]["code"].as_str()), (403, Some("origin_not_allowed")), "{e}");
+    assert!(e["error"]["message"].as_str().is_some_and(|m| m.contains("--allow-origin http://evil.example")), "{e}");
+    let (s, e) = post_as(&h, &[json, ("host", "attacker.example")]);
+    assert_eq!((s, e["error"]["code"].as_str()), (403, Some("bad_host")), "DNS rebinding: {e}");
+    let (s, e) = post_as(&h, &[json, ("host", &format!("localhost:{}", h.addr.port()))]);
+    assert_eq!(s, 200, "a program on this computer still gets its answer: {e}");
+    h.shutdown();
+
+    let cfg = ServerConfig {
+        port: 0,
+        allow_origins: vec!["http://localhost:3000".into()],
+        max_body_bytes: 64 * 1024,
+        ..Default::default()
+    };
+    let h = start(engine(), cfg).expect("server starts");
+    let (s, e) = post_as(&h, &[json, ("origin", "http://localhost:3000")]);
+    assert_eq!(s, 200, "an allowed page is answered: {e}");
+    h.shutdown();
+}
+
 #[test]
 fn out_of_range_parameters_are_refused_with_the_parameter_named() {
     let h = serve(None, 4);
