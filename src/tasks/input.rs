@@ -76,8 +76,19 @@ impl Table {
 
     pub fn open_as(path: &Path, format: Format) -> Result<Table, InputError> {
         let io = |source| InputError::Io { path: path.into(), source };
-        let file = File::open(path).map_err(io)?;
+        let mut file = File::open(path).map_err(io)?;
         let size_bytes = file.metadata().map_err(io)?.len();
+        let mut head = Vec::with_capacity(8192);
+        (&mut file).take(8192).read_to_end(&mut head).map_err(io)?;
+        file.seek(SeekFrom::Start(0)).map_err(io)?;
+        if looks_binary(&head) {
+            return Err(InputError::Invalid {
+                path: path.into(),
+                what:
+                    "this looks like a binary file, not text. Give a CSV, TSV, TXT (one review per line) or JSONL file."
+                        .into(),
+            });
+        }
         let position = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         let (headers, rows): (Vec<String>, Box<dyn Iterator<Item = Row> + Send>) = match format {
             Format::Csv | Format::Tsv => {
@@ -94,6 +105,16 @@ impl Table {
         };
         if headers.is_empty() || size_bytes == 0 {
             return Err(InputError::Empty { path: path.into() });
+        }
+        let widest = headers.iter().map(|h| h.chars().count()).max().unwrap_or(0);
+        if widest > MAX_HEADER_CHARS {
+            return Err(InputError::Invalid {
+                path: path.into(),
+                what: format!(
+                    "the first line is read as the header row, and one of its columns is {widest} characters long. \
+                     A CSV needs a header such as text,label; for one review per line, name the file .txt."
+                ),
+            });
         }
         Ok(Table { path: path.into(), format, headers, rows, position, size_bytes })
     }
@@ -124,8 +145,22 @@ impl Iterator for Table {
     }
 }
 
+/// A column name longer than this means the first line is data, not a header.
+const MAX_HEADER_CHARS: usize = 1000;
+
+/// NUL bytes, or mostly control characters, in the first bytes of a file:
+/// not text, whatever its name says.
+pub fn looks_binary(head: &[u8]) -> bool {
+    let head = &head[..head.len().min(8192)];
+    if head.contains(&0) {
+        return true;
+    }
+    let control = head.iter().filter(|&&b| b < 0x20 && !matches!(b, b'\n' | b'\r' | b'\t' | 0x0c)).count();
+    control * 10 > head.len()
+}
+
 /// Bytes as text: UTF-8 when valid, else Windows-1252 with a note.
-fn decode(bytes: &[u8], note: &mut String) -> String {
+pub fn decode(bytes: &[u8], note: &mut String) -> String {
     match std::str::from_utf8(bytes) {
         Ok(s) => s.to_string(),
         Err(_) => {

@@ -108,3 +108,16 @@ fn a_damaged_model_is_caught_by_its_hash_and_never_used() {
     // Offline, the damaged file is reported, not loaded.
     expect_error(&["--offline", "ask", "hi"], &[("DUET_MODELS", m)], &["damaged", "offline mode is on"]);
 }
+
+#[test]
+fn classify_refuses_a_binary_file_and_a_file_whose_header_is_a_review() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let binary = dir.path().join("ls.csv");
+    let mut bytes = b"\x7fELF\x02\x01\x01\x00".to_vec();
+    bytes.extend((0..20_000u32).map(|i| (i * 7 % 251) as u8));
+    std::fs::write(&binary, bytes).expect("write");
+    expect_error(&["classify", binary.to_str().expect("utf8")], &[], &["looks like a binary file", "CSV, TSV, TXT"]);
+    let one_line = dir.path().join("wall.csv");
+    std::fs::write(&one_line, "The soup was cold and the waiter was rude. ".repeat(500)).expect("write");
+    expect_error(&["classify", one_line.to_str().expect("utf8")], &[], &["header row", "name the file .txt"]);
+}

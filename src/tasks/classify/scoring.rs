@@ -25,6 +25,22 @@ pub trait Classifier {
     fn classify(&mut self, review: &str) -> Result<Verdict, ClassifyError>;
 }
 
+/// More bytes than any token of a text holds in practice: cutting a review to
+/// this many bytes per kept token never cuts what tokenizing would keep.
+const BYTES_PER_TOKEN_MAX: usize = 64;
+
+/// The first `max` bytes of `text`, ending on a character boundary.
+fn head_bytes(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
 /// Control characters (except tab and newline) have no tokens in some models
 /// and mean nothing in a review.
 fn clean(review: &str, note: &mut Vec<String>) -> String {
@@ -107,11 +123,19 @@ impl Classifier for LocalClassifier {
 
     fn classify(&mut self, review: &str) -> Result<Verdict, ClassifyError> {
         let mut notes = Vec::new();
-        let mut text = clean(review, &mut notes);
+        // Cut by bytes before tokenizing: a review of many megabytes would
+        // otherwise become hundreds of megabytes of token ids, to keep 512.
+        let head = head_bytes(review, self.config.max_review_tokens * BYTES_PER_TOKEN_MAX);
+        let mut text = clean(head, &mut notes);
         let ids = self.engine.tokenize(&text)?;
         if ids.len() > self.config.max_review_tokens {
             text = self.engine.decode(&ids[..self.config.max_review_tokens])?;
-            notes.push(format!("truncated from {} to {} tokens", ids.len(), self.config.max_review_tokens));
+            let max = self.config.max_review_tokens;
+            notes.push(if head.len() < review.len() {
+                format!("truncated to {max} tokens (the review is {} KB)", review.len().div_ceil(1024))
+            } else {
+                format!("truncated from {} to {max} tokens", ids.len())
+            });
         }
         let mut lp = self.label_logprobs(&text)?;
         if let Some(bias) = &self.bias {
@@ -294,6 +318,14 @@ fn argmax(v: &[f64]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_reviews_are_cut_by_bytes_on_a_character_boundary() {
+        assert_eq!(head_bytes("short", 100), "short");
+        assert_eq!(head_bytes("héllo", 2), "h", "é is two bytes and is not split");
+        let huge = "é".repeat(10_000_000);
+        assert_eq!(head_bytes(&huge, 512 * BYTES_PER_TOKEN_MAX).len(), 512 * BYTES_PER_TOKEN_MAX);
+    }
 
     fn labels(s: &[&str]) -> Vec<String> {
         s.iter().map(|s| s.to_string()).collect()

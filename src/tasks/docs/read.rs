@@ -3,6 +3,7 @@
 //! never guessed at.
 
 use super::DocError;
+use crate::tasks::input::{decode, looks_binary};
 use std::path::Path;
 
 /// Files larger than this are refused: duet reads a file whole to index it.
@@ -29,14 +30,8 @@ pub fn read_text(path: &Path, bytes: &[u8]) -> Result<ReadText, DocError> {
     if looks_binary(bytes) {
         return Err(DocError::Binary(shown));
     }
-    let (mut text, mut note) = match std::str::from_utf8(bytes) {
-        Ok(t) => (t.to_string(), String::new()),
-        // Not UTF-8: most such files are Latin-1 / Windows-1252, where every byte is a character.
-        Err(_) => (
-            bytes.iter().map(|&b| b as char).collect(),
-            "not UTF-8; read as Latin-1 (accented letters may look wrong)".to_string(),
-        ),
-    };
+    let mut note = String::new();
+    let mut text = decode(bytes, &mut note);
     if ext == "html" || ext == "htm" {
         text = html_text(&text);
     }
@@ -50,16 +45,6 @@ pub fn read_text(path: &Path, bytes: &[u8]) -> Result<ReadText, DocError> {
         note = format!("{note}{sep}{blank} of {} pages have no text", pages.len());
     }
     Ok(ReadText { pages, note })
-}
-
-/// NUL bytes, or mostly control characters, in the first 8 KB.
-fn looks_binary(bytes: &[u8]) -> bool {
-    let head = &bytes[..bytes.len().min(8192)];
-    if head.contains(&0) {
-        return true;
-    }
-    let control = head.iter().filter(|&&b| b < 0x20 && !matches!(b, b'\n' | b'\r' | b'\t' | 0x0c)).count();
-    control * 10 > head.len()
 }
 
 /// The visible text of an HTML page: scripts and styles dropped, block tags
@@ -112,6 +97,6 @@ mod tests {
         assert!(matches!(read_text(Path::new("a.pdf"), b"%PDF-1.4"), Err(DocError::Unsupported { .. })));
         let latin = read_text(Path::new("a.txt"), b"caf\xe9 au lait").unwrap();
         assert_eq!(latin.pages, vec!["café au lait"]);
-        assert!(latin.note.contains("Latin-1"));
+        assert!(latin.note.contains("Windows-1252"));
     }
 }
