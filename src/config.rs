@@ -153,7 +153,10 @@ impl Default for AppSettings {
             local_files: Vec::new(),
             data_dir: String::new(),
             system_prompt: String::new(),
-            temperature: 0.7,
+            // Low: models under 1B parameters (the default is 135M) wander at 0.7
+            // ("Allez à l'emperere! The capital of France is Paris…"); 0.2 keeps
+            // them on the question and still varies a regenerated answer.
+            temperature: 0.2,
             top_p: 0.95,
             max_tokens: 512,
             seed: 42,

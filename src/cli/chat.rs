@@ -15,7 +15,8 @@ pub struct ChatArgs {
     pub gen: GenArgs,
 }
 
-const CHAT_DEFAULTS: (f32, f32) = (0.7, 1.1);
+/// Temperature and repeat penalty: low temperature, as the app uses (small models wander above it).
+const CHAT_DEFAULTS: (f32, f32) = (0.2, 1.1);
 
 pub fn chat(store: &Store, catalog: &Catalog, a: ChatArgs) -> Result<()> {
     let gen = a.gen;

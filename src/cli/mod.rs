@@ -88,7 +88,7 @@ pub struct ModelArg {
 
 #[derive(Args, Debug, Clone)]
 pub struct GenArgs {
-    /// 0 = always the most likely token (deterministic). Default: 0 for `ask`, 0.7 for `chat`.
+    /// 0 = always the most likely token (deterministic). Default: 0 for `ask`, 0.2 for `chat`.
     #[arg(long, short = 't')]
     pub temperature: Option<f32>,
     #[arg(long, default_value_t = 42)]

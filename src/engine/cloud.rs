@@ -19,6 +19,10 @@ use std::time::{Duration, Instant};
 pub enum CloudError {
     #[error("The cloud key was rejected ({status}). Set OPENAI_API_KEY (or the profile's key variable), or store a key with `duet cloud key {profile}`.")]
     Auth { status: u16, profile: String },
+    #[error("{host} wants a key ({status}), and the profile '{profile}' has none. Set OPENAI_API_KEY (or the profile's key variable), enter one in Settings, or store one with `duet cloud key {profile}`.")]
+    NoKey { host: String, status: u16, profile: String },
+    #[error("nothing is answering at {host} (the connection was refused). Is the server running, and is the port in the profile's base URL right? The local model works meanwhile.")]
+    Refused { host: String },
     #[error("{host} does not know the model '{model}' (404). Check the model name in the cloud profile.")]
     ModelNotFound { host: String, model: String },
     #[error("{host} is rate-limiting requests (429) and still was after {attempts} tries. Wait a minute, or lower the batch concurrency.")]
@@ -189,7 +193,14 @@ impl CloudBackend {
             };
             let resp = match sent {
                 Err(_) => return Err(CloudError::Stalled { host, secs: self.opts.idle_timeout.as_secs() }),
-                Ok(Err(e)) => return Err(CloudError::Unreachable { host, why: self.scrub(&short_reqwest_error(&e)) }),
+                Ok(Err(e)) => {
+                    let why = short_reqwest_error(&e);
+                    // A refused connection is a server that is not running, not a missing network.
+                    if why == REFUSED {
+                        return Err(CloudError::Refused { host });
+                    }
+                    return Err(CloudError::Unreachable { host, why: self.scrub(&why) });
+                }
                 Ok(Ok(r)) => r,
             };
             let status = resp.status().as_u16();
@@ -213,6 +224,7 @@ impl CloudBackend {
                 }
             }
             return Err(match status {
+                401 | 403 if self.key.is_none() => CloudError::NoKey { host, status, profile: self.profile.clone() },
                 401 | 403 => CloudError::Auth { status, profile: self.profile.clone() },
                 404 => CloudError::ModelNotFound { host, model: self.model.clone() },
                 429 => CloudError::RateLimited { host, attempts: attempt },
@@ -488,6 +500,8 @@ async fn error_message(resp: reqwest::Response) -> String {
         .unwrap_or_else(|| text.chars().take(200).collect())
 }
 
+const REFUSED: &str = "the connection was refused";
+
 fn short_reqwest_error(e: &reqwest::Error) -> String {
     let mut s = e.to_string();
     let mut src = std::error::Error::source(e);
@@ -500,7 +514,7 @@ fn short_reqwest_error(e: &reqwest::Error) -> String {
     } else if s.contains("dns") || s.contains("resolve") || s.contains("failed to lookup") {
         "the name could not be resolved".into()
     } else if s.contains("refused") {
-        "the connection was refused".into()
+        REFUSED.into()
     } else {
         s
     }

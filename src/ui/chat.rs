@@ -412,8 +412,10 @@ impl ChatScreen {
                 .desired_rows(3)
                 .hint_text("e.g. Answer briefly."),
         );
-        ui.add(egui::Slider::new(&mut self.session.conv.temperature, 0.0..=2.0).text("temperature"))
-            .on_hover_text("0 = always the most likely word (repeatable); higher = more varied");
+        ui.add(egui::Slider::new(&mut self.session.conv.temperature, 0.0..=2.0).text("temperature")).on_hover_text(
+            "0 = always the most likely word (repeatable); higher = more varied. \
+                 Keep it at 0.3 or below for models under 1B parameters, like the default one: they wander above it.",
+        );
         ui.add(egui::Slider::new(&mut self.session.conv.top_p, 0.05..=1.0).text("top-p"));
         ui.add(egui::Slider::new(&mut self.session.conv.max_tokens, 16..=4096).logarithmic(true).text("max tokens"));
         ui.horizontal(|ui| {

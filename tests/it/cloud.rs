@@ -184,6 +184,14 @@ fn a_rejected_key_says_what_to_do_and_never_shows_the_key() {
 }
 
 #[test]
+fn a_profile_without_a_key_says_the_key_is_missing() {
+    let fake = fake_provider();
+    let keyless = CloudBackend::new("lab", &format!("{}/auth/v1", fake.base), "gpt-test", None, quick());
+    let err = keyless.complete(hello(), Cancel::new()).unwrap_err().to_string();
+    assert!(err.contains("the profile 'lab' has none") && err.contains("duet cloud key lab"), "{err}");
+}
+
+#[test]
 fn rate_limits_and_server_errors_are_retried_a_bounded_number_of_times() {
     let fake = fake_provider();
     let ok = client(&fake, "ratelimit", quick()).complete(hello(), Cancel::new()).expect("second try succeeds");
@@ -210,7 +218,9 @@ fn broken_streams_give_clear_errors() {
     assert!(err.contains("stopped sending"), "{err}");
     let nobody = CloudBackend::new("test", "http://127.0.0.1:1/v1", "m", None, quick());
     let err = nobody.complete(hello(), Cancel::new()).unwrap_err().to_string();
-    assert!(err.contains("can't reach 127.0.0.1:1") && err.contains("local model"), "{err}");
+    // A refused port is a server that is not running, not a missing network (#20.14).
+    assert!(err.contains("nothing is answering at 127.0.0.1:1") && err.contains("local model"), "{err}");
+    assert!(!err.contains("offline"), "{err}");
 }
 
 #[test]
