@@ -338,6 +338,11 @@ impl Db {
         })
     }
 
+    /// The database file, or None for one in memory.
+    pub fn file(&self) -> Option<PathBuf> {
+        self.conn.path().filter(|p| !p.is_empty()).map(PathBuf::from)
+    }
+
     /// The database in `paths.data_dir`.
     pub fn open_default(paths: &crate::config::Paths) -> Result<Self, DbError> {
         Self::open(&paths.data_dir.join("duet.sqlite3"))

@@ -9,9 +9,9 @@ use super::services::{or_notice, LocalState, Services};
 use crate::db::{Db, RunInfo, RunRow, RunStatus};
 use crate::engine::{BackendSpec, Cancel, DataLocation};
 use crate::tasks::classify::{
-    agreement, default_instruction, export_csv, parse_labels, plan_run, resume_run, start_run, summarize, Classifier,
-    ClassifyConfig, ClassifyError, CloudClassifier, LazyLocalClassifier, RunConfig, RunOutcome, Summary,
-    EXAMPLE_REVIEWS,
+    agreement, default_instruction, export_csv, parse_labels, plan_run, resume_run, running_elsewhere, start_run,
+    summarize, Classifier, ClassifyConfig, ClassifyError, CloudClassifier, LazyLocalClassifier, RunConfig, RunOutcome,
+    Summary, EXAMPLE_REVIEWS,
 };
 use crate::tasks::input::Table;
 use eframe::egui;
@@ -462,7 +462,8 @@ impl ReviewsScreen {
                     }
                     // Stopped, failed, or cut short when the app closed: all resumable
                     // (but not a run another window is still working on).
-                    if run.is_resumable(crate::db::now_s())
+                    if run.status != RunStatus::Done
+                        && !running_elsewhere(&services.db, &run, crate::db::now_s())
                         && self.running.is_none()
                         && ui.small_button("Resume").clicked()
                     {

@@ -310,3 +310,41 @@ fn resuming_from_the_command_line() {
     let saved: RunConfig = serde_json::from_str(&info.config_json).expect("config");
     assert_eq!(saved.model.as_deref(), Some("SmolLM2-135M-Instruct.Q4_1.gguf"));
 }
+
+/// A run whose duet was killed (`kill -9`: no chance to mark it stopped) can
+/// be resumed at once, while a run another duet is really working on is refused.
+#[test]
+fn a_killed_run_resumes_at_once_and_a_moving_one_is_refused() {
+    crate::common::default_model();
+    let home = tempfile::tempdir().expect("tempdir");
+    let eval = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/data/restaurant-reviews-eval.csv");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_duet"))
+        .args(["classify", &eval.display().to_string(), "--label-column", "label"])
+        .env("DUET_HOME", home.path())
+        .env("DUET_MODELS", crate::common::models_dir())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("duet classify starts");
+    let paths = duet::config::Paths::resolve(Some(home.path().to_path_buf()), None);
+    let started = std::time::Instant::now();
+    let rows = loop {
+        let rows = Db::open_default(&paths).ok().and_then(|db| db.run(1).ok()).map(|r| r.rows).unwrap_or(0);
+        if rows > 0 {
+            break rows;
+        }
+        assert!(started.elapsed().as_secs() < 120, "no rows were saved");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(rows < 240, "the run was still moving");
+    let o = duet(&["classify", "--resume", "1"], home.path(), &[]);
+    assert!(!o.status.success() && stderr(&o).contains("still being classified by another duet"), "{}", stderr(&o));
+
+    child.kill().expect("kill -9");
+    let _ = child.wait();
+    let o = duet(&["classify", "--resume", "1", "--json"], home.path(), &[]);
+    assert!(o.status.success(), "resumed at once after the kill: {}", stderr(&o));
+    let db = Db::open_default(&paths).expect("db");
+    let info = db.run(1).expect("run");
+    assert_eq!((info.status, info.rows), (RunStatus::Done, 240));
+}

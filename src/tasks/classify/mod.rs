@@ -13,17 +13,19 @@
 //! out, a run is kept in the database.
 
 mod eval;
+mod lock;
 mod run;
 mod scoring;
 mod start;
 
 pub use eval::{agreement, export_csv, summarize, Agreement, Evaluation, Summary, FAILED};
+pub use lock::{holder, Holder, RunLock};
 pub use run::{run_table, RunConfig, RunOutcome};
 pub use scoring::{
     label_probabilities, map_answer, softmax, Classifier, CloudClassifier, LazyLocalClassifier, LocalClassifier,
     Verdict,
 };
-pub use start::{plan_run, resume_run, start_run, Resumed, RunPlan};
+pub use start::{plan_run, resume_run, running_elsewhere, start_run, Resumed, RunPlan};
 
 use crate::engine::Message;
 use serde::{Deserialize, Serialize};
@@ -56,11 +58,9 @@ pub enum ClassifyError {
     Input(#[from] crate::tasks::input::InputError),
     #[error(transparent)]
     Db(#[from] crate::db::DbError),
-    #[error(
-        "run {run_id} is still being classified by another duet (it saved a row {seconds_ago} s ago). \
-         Stop it there, or wait {wait_minutes} minutes after it stops saving rows, then resume."
-    )]
-    StillRunning { run_id: i64, seconds_ago: i64, wait_minutes: i64 },
+    /// `detail` says how duet knows, when it is only a guess from the last save time.
+    #[error("run {run_id} is still being classified by another duet{detail}. Stop it there, then resume.")]
+    StillRunning { run_id: i64, detail: String },
     #[error("run {0}'s settings are unreadable ({1}); start a new run")]
     UnreadableRun(i64, String),
     /// The run was classified with another local model (the text says which, and what to do).

@@ -94,6 +94,8 @@ fn classify_rows(
     cancel: &Cancel,
 ) -> Result<RunOutcome, ClassifyError> {
     let start = std::time::Instant::now();
+    // Held until this function returns (or the process ends, however it ends).
+    let _lock = super::RunLock::acquire(db, run_id)?;
     // A resumed run is moving again: other windows must not offer to resume it too.
     db.set_run_status(run_id, RunStatus::Running)?;
     let text_col = table.column(&config.text_column)?;

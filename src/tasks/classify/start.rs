@@ -62,21 +62,35 @@ pub struct Resumed {
 }
 
 /// Open run `run_id` to go on with it. Refused while another duet is still
-/// classifying it (it saved a row within [`RunInfo::STALE_AFTER_S`]).
+/// classifying it ([`running_elsewhere`]).
 pub fn resume_run(db: &Db, run_id: i64, now: i64) -> Result<Resumed, ClassifyError> {
     let info = db.run(run_id)?;
     let was_done = info.status == RunStatus::Done;
-    if !was_done && !info.is_resumable(now) {
-        return Err(ClassifyError::StillRunning {
-            run_id,
-            seconds_ago: now - info.updated_at,
-            wait_minutes: RunInfo::STALE_AFTER_S / 60,
-        });
+    if !was_done && running_elsewhere(db, &info, now) {
+        let detail = match super::holder(db, run_id) {
+            super::Holder::Someone => String::new(),
+            _ => format!(
+                " (it saved a row {} s ago; if that duet was closed, resuming works {} minutes after its last row)",
+                now - info.updated_at,
+                RunInfo::STALE_AFTER_S / 60
+            ),
+        };
+        return Err(ClassifyError::StillRunning { run_id, detail });
     }
     let config: RunConfig =
         serde_json::from_str(&info.config_json).map_err(|e| ClassifyError::UnreadableRun(run_id, e.to_string()))?;
     let table = Table::open(Path::new(&info.source))?;
     Ok(Resumed { run_id, backend: info.backend, table, config, was_done })
+}
+
+/// Whether another duet is classifying the run now: it holds the run's lock,
+/// or (where there is no lock to ask) it saved a row lately.
+pub fn running_elsewhere(db: &Db, info: &RunInfo, now: i64) -> bool {
+    match super::holder(db, info.id) {
+        super::Holder::Someone => true,
+        super::Holder::Nobody => false,
+        super::Holder::Unknown => info.status == RunStatus::Running && !info.is_resumable(now),
+    }
 }
 
 impl Resumed {
