@@ -121,3 +121,88 @@ fn classify_refuses_a_binary_file_and_a_file_whose_header_is_a_review() {
     std::fs::write(&one_line, "The soup was cold and the waiter was rude. ".repeat(500)).expect("write");
     expect_error(&["classify", one_line.to_str().expect("utf8")], &[], &["header row", "name the file .txt"]);
 }
+
+/// A GGUF header with `general.alignment` = `alignment` and one F32 tensor
+/// of `dims` at `offset` (no tensor data follows).
+fn crafted_gguf(path: &Path, alignment: u32, dims: &[u64], offset: u64) {
+    let mut b: Vec<u8> = Vec::new();
+    b.extend_from_slice(b"GGUF");
+    b.extend_from_slice(&3u32.to_le_bytes());
+    b.extend_from_slice(&1u64.to_le_bytes()); // tensors
+    b.extend_from_slice(&2u64.to_le_bytes()); // metadata entries
+    let string = |b: &mut Vec<u8>, s: &str| {
+        b.extend_from_slice(&(s.len() as u64).to_le_bytes());
+        b.extend_from_slice(s.as_bytes());
+    };
+    string(&mut b, "general.architecture");
+    b.extend_from_slice(&8u32.to_le_bytes());
+    string(&mut b, "llama");
+    string(&mut b, "general.alignment");
+    b.extend_from_slice(&4u32.to_le_bytes()); // u32
+    b.extend_from_slice(&alignment.to_le_bytes());
+    string(&mut b, "token_embd.weight");
+    b.extend_from_slice(&(dims.len() as u32).to_le_bytes());
+    for d in dims {
+        b.extend_from_slice(&d.to_le_bytes());
+    }
+    b.extend_from_slice(&0u32.to_le_bytes()); // F32
+    b.extend_from_slice(&offset.to_le_bytes());
+    b.extend_from_slice(&[0u8; 64]);
+    std::fs::write(path, b).expect("write");
+}
+
+#[test]
+fn crafted_gguf_headers_are_refused_in_words_never_with_a_panic() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (name, alignment, dims, offset) in [
+        ("align0.gguf", 0u32, vec![8u64, 8], 0u64),
+        ("huge-dims.gguf", 32, vec![32, 1 << 62], 0),
+        ("wrapping-offset.gguf", 32, vec![8, 8], u64::MAX - 16),
+    ] {
+        let p = dir.path().join(name);
+        crafted_gguf(&p, alignment, &dims, offset);
+        let err = expect_error(&["ask", "hi", "--model", p.to_str().expect("utf8")], &[], &["damaged"]);
+        assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"), "{name}: {err}");
+    }
+}
+
+/// A few hundred copies of the real model's header, each with a few bytes
+/// changed (a fixed seed, so a failure repeats): every one opens or is refused
+/// with an error; none panics.
+#[test]
+fn mutated_headers_of_the_real_model_never_panic() {
+    use duet::engine::local::gguf::Gguf;
+    let real = std::fs::read(default_model()).expect("model");
+    // The header (metadata and vocabulary) is in the first megabytes; the copy is cut there.
+    let head = &real[..real.len().min(3 << 20)];
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("mutated.gguf");
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let (mut refused, mut opened) = (0, 0);
+    for case in 0..300 {
+        let mut bytes = head.to_vec();
+        // Most cases hit the counts, lengths and types near the start; some go anywhere in the header.
+        let span = if case % 3 == 0 { bytes.len() } else { 4096 };
+        for _ in 0..1 + next() % 4 {
+            let at = 4 + (next() as usize) % (span - 4);
+            bytes[at] = next() as u8;
+        }
+        std::fs::write(&path, &bytes).expect("write");
+        match std::panic::catch_unwind(|| Gguf::open(&path).map(|_| ())) {
+            Ok(Ok(())) => opened += 1,
+            Ok(Err(e)) => {
+                assert!(!e.to_string().is_empty());
+                refused += 1;
+            }
+            Err(_) => panic!("case {case}: Gguf::open panicked"),
+        }
+    }
+    assert_eq!(opened + refused, 300);
+    assert!(refused > 0, "the cut copy is truncated, so most must be refused");
+}

@@ -42,18 +42,22 @@ impl Gguf {
             return Err(GgufError::NotGguf { path: shown });
         }
         reader.seek(SeekFrom::Start(0)).map_err(|e| GgufError::Corrupt { path: shown.clone(), why: e.to_string() })?;
-        let content =
-            Content::read(&mut reader).map_err(|e| GgufError::Corrupt { path: shown.clone(), why: e.to_string() })?;
-        let needed = content
-            .tensor_infos
-            .values()
-            .map(|t| {
-                let elems = t.shape.elem_count();
-                let block = t.ggml_dtype.block_size();
-                content.tensor_data_offset + t.offset + (elems / block * t.ggml_dtype.type_size()) as u64
-            })
-            .max()
-            .unwrap_or(content.tensor_data_offset);
+        let corrupt = |why: String| GgufError::Corrupt { path: shown.clone(), why };
+        // candle's reader checks lengths against the file, but a few crafted
+        // values still make it panic (an alignment of 0 divides by zero): such
+        // a header is damaged, and is reported as such, in words.
+        let content = match quietly(|| Content::read(&mut reader)) {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => return Err(corrupt(e.to_string())),
+            Err(_) => return Err(corrupt("its header holds impossible values".into())),
+        };
+        let mut needed = content.tensor_data_offset;
+        for (name, t) in &content.tensor_infos {
+            let end = tensor_end(&content, t).ok_or_else(|| {
+                corrupt(format!("tensor '{name}' has impossible dimensions or lies outside any file"))
+            })?;
+            needed = needed.max(end);
+        }
         if !content.tensor_infos.is_empty() && needed > file_size_bytes {
             return Err(GgufError::Truncated { path: shown, needed, actual: file_size_bytes });
         }
@@ -119,6 +123,41 @@ impl Gguf {
             tensor_count: self.content.tensor_infos.len(),
         }
     }
+}
+
+/// Where a tensor's bytes end in the file, with every step checked: None when
+/// its dimensions overflow, do not fill whole blocks, or its offset runs past
+/// any possible file (a crafted offset near 2^64 must not wrap around).
+fn tensor_end(content: &Content, t: &candle_core::quantized::gguf_file::TensorInfo) -> Option<u64> {
+    let elems = t.shape.dims().iter().try_fold(1u64, |n, &d| n.checked_mul(d as u64))?;
+    let block = t.ggml_dtype.block_size() as u64;
+    if block == 0 || elems % block != 0 {
+        return None;
+    }
+    let bytes = (elems / block).checked_mul(t.ggml_dtype.type_size() as u64)?;
+    content.tensor_data_offset.checked_add(t.offset)?.checked_add(bytes)
+}
+
+thread_local! {
+    static QUIET: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Run `f`, turning a panic into `Err` without printing it: panic text never
+/// reaches the person. Panics elsewhere print as before.
+fn quietly<T>(f: impl FnOnce() -> T) -> std::thread::Result<T> {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !QUIET.with(|q| q.get()) {
+                previous(info);
+            }
+        }));
+    });
+    QUIET.with(|q| q.set(true));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    QUIET.with(|q| q.set(false));
+    result
 }
 
 fn value_u32(v: &Value) -> Option<u32> {
