@@ -48,6 +48,9 @@ pub struct ServerConfig {
     /// Web pages (origins such as `http://localhost:3000`) allowed to call the
     /// server from a browser; any other page is refused.
     pub allow_origins: Vec<String>,
+    /// Longest one answer may run; then it ends as if it reached max_tokens
+    /// (finish_reason "length"), so one request cannot hold the model for minutes.
+    pub max_request_seconds: u64,
 }
 
 impl Default for ServerConfig {
@@ -60,6 +63,7 @@ impl Default for ServerConfig {
             queue: 4,
             max_body_bytes: 1 << 20,
             allow_origins: Vec::new(),
+            max_request_seconds: 300,
         }
     }
 }
@@ -404,11 +408,24 @@ async fn chat(State(s): State<Arc<AppState>>, headers: HeaderMap, body: Result<B
     let engine = s.engine.clone();
     let state = s.clone();
     let c2 = cancel.clone();
+    let limit = std::time::Duration::from_secs(s.cfg.max_request_seconds.max(1));
     tokio::task::spawn_blocking(move || {
         let _permit = permit;
         state.stats.active.fetch_add(1, Ordering::SeqCst);
+        let started = std::time::Instant::now();
         let mut gone = false;
-        for event in engine.generate(gen, c2.clone()) {
+        let mut timed_out = false;
+        for mut event in engine.generate(gen, c2.clone()) {
+            if !timed_out && started.elapsed() > limit {
+                timed_out = true;
+                c2.cancel();
+            }
+            if timed_out {
+                // Cut by the time limit, not by the client: it still gets its answer, marked "length".
+                if let Event::Done(c) = &mut event {
+                    c.finish_reason = FinishReason::Length;
+                }
+            }
             let cancelled = matches!(&event, Event::Done(c) if c.finish_reason == FinishReason::Cancelled);
             if gone {
                 continue;
@@ -421,7 +438,7 @@ async fn chat(State(s): State<Arc<AppState>>, headers: HeaderMap, body: Result<B
             }
         }
         state.stats.active.fetch_sub(1, Ordering::SeqCst);
-        if c2.is_cancelled() || gone {
+        if (c2.is_cancelled() && !timed_out) || gone {
             state.stats.cancelled.fetch_add(1, Ordering::SeqCst);
         } else {
             state.stats.completed.fetch_add(1, Ordering::SeqCst);

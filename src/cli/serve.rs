@@ -22,6 +22,9 @@ pub struct ServeArgs {
     /// requests from any other page are refused.
     #[arg(long = "allow-origin")]
     pub allow_origins: Vec<String>,
+    /// Longest one answer may take, in seconds; then it ends with finish_reason "length".
+    #[arg(long, default_value_t = 300)]
+    pub max_seconds: u64,
 }
 
 pub fn serve(store: &Store, catalog: &Catalog, a: ServeArgs) -> Result<()> {
@@ -39,6 +42,7 @@ pub fn serve(store: &Store, catalog: &Catalog, a: ServeArgs) -> Result<()> {
         model_id: model_id.clone(),
         queue: a.queue,
         allow_origins: a.allow_origins.clone(),
+        max_request_seconds: a.max_seconds,
         ..Default::default()
     };
     let auth = cfg.token.is_some();

@@ -323,7 +323,7 @@ fn a_killed_run_resumes_at_once_and_a_moving_one_is_refused() {
         .env("DUET_HOME", home.path())
         .env("DUET_MODELS", crate::common::models_dir())
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::fs::File::create(home.path().join("stderr.txt")).expect("stderr file"))
         .spawn()
         .expect("duet classify starts");
     let paths = duet::config::Paths::resolve(Some(home.path().to_path_buf()), None);
@@ -333,7 +333,9 @@ fn a_killed_run_resumes_at_once_and_a_moving_one_is_refused() {
         if rows > 0 {
             break rows;
         }
-        assert!(started.elapsed().as_secs() < 120, "no rows were saved");
+        let said = || std::fs::read_to_string(home.path().join("stderr.txt")).unwrap_or_default();
+        assert!(child.try_wait().ok().flatten().is_none(), "duet classify ended early: {}", said());
+        assert!(started.elapsed().as_secs() < 120, "no rows were saved: {}", said());
         std::thread::sleep(std::time::Duration::from_millis(100));
     };
     assert!(rows < 240, "the run was still moving");

@@ -143,6 +143,23 @@ fn web_pages_cannot_drive_the_loopback_server() {
 }
 
 #[test]
+fn a_long_answer_is_cut_at_the_time_limit_and_says_length() {
+    let cfg = ServerConfig { port: 0, max_request_seconds: 1, max_body_bytes: 64 * 1024, ..Default::default() };
+    let h = start(engine(), cfg).expect("server starts");
+    let long = serde_json::json!({
+        "messages": [{"role": "user", "content": "Write a very long story about a ship."}],
+        "max_tokens": 3000, "temperature": 0.8
+    });
+    let (s, v) = post(&h, None, long.to_string());
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["choices"][0]["finish_reason"], "length", "{v}");
+    let tokens = v["usage"]["completion_tokens"].as_u64().unwrap_or(0);
+    assert!(tokens > 0 && tokens < 3000, "cut short with what it had: {tokens}");
+    assert_eq!(health(&h)["active"], 0, "the model is free again");
+    h.shutdown();
+}
+
+#[test]
 fn out_of_range_parameters_are_refused_with_the_parameter_named() {
     let h = serve(None, 4);
     let hi = r#""messages":[{"role":"user","content":"Hi"}]"#;
