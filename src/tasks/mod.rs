@@ -7,3 +7,13 @@ pub mod classify;
 pub mod compare;
 pub mod docs;
 pub mod input;
+
+/// "1 page", "9 passages", "0 mistakes": counts as people write them.
+pub fn count(n: impl Into<u64>, noun: &str) -> String {
+    let n = n.into();
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}

@@ -28,6 +28,8 @@ pub struct CompareScreen {
     pub saved_id: Option<i64>,
     pub verdict: Option<Verdict>,
     pub error: Option<String>,
+    /// The person asked to go to Settings (to add a cloud profile); the app switches screens.
+    pub wants_settings: bool,
     requests_per_day: f64,
     /// Verdict tallies and per-backend averages over saved comparisons (None: read again).
     /// Tallies and measured averages, and the newest finished classify run, per database revision.
@@ -46,6 +48,7 @@ impl Default for CompareScreen {
             saved_id: None,
             verdict: None,
             error: None,
+            wants_settings: false,
             requests_per_day: 10_000.0,
             history: Cached::default(),
             md_cache: CommonMarkCache::default(),
@@ -125,6 +128,14 @@ impl CompareScreen {
             );
             ui.add(egui::Slider::new(&mut self.temperature, 0.0..=2.0).text("temperature"));
         });
+        if services.settings.cloud.is_empty() {
+            ui.horizontal(|ui| {
+                ui.label("No cloud profile yet: compare the local model with a cloud one by adding a profile.");
+                if ui.button("Open Settings").clicked() {
+                    self.wants_settings = true;
+                }
+            });
+        }
         ui.horizontal_wrapped(|ui| {
             for (spec, name) in services.backend_choices() {
                 let mut on = self.selected.contains(&spec);
@@ -248,8 +259,8 @@ impl CompareScreen {
         for m in &m {
             let (day, month, hours) = project(m, self.requests_per_day);
             ui.label(format!(
-                "{}: ${day:.2}/day, ${month:.2}/month; {hours:.1} h of answering per day ({:.0}+{:.0} tokens, {:.1} s per request, {} runs measured)",
-                m.label, m.prompt_tokens, m.completion_tokens, m.seconds, m.runs
+                "{}: ${day:.2}/day, ${month:.2}/month; {hours:.1} h of answering per day ({:.0}+{:.0} tokens, {:.1} s per request, {} measured)",
+                m.label, m.prompt_tokens, m.completion_tokens, m.seconds, crate::tasks::count(m.runs as u64, "run")
             ));
         }
         // Classification runs measured here, scaled to 10,000 reviews.

@@ -148,6 +148,9 @@ impl DuetApp {
             Screen::Models => self.models.ui(ui, &mut self.services),
             Screen::Settings => self.settings.ui(ui, &mut self.services),
         });
+        if std::mem::take(&mut self.compare.wants_settings) {
+            self.screen = Screen::Settings;
+        }
     }
 
     fn shortcuts(&mut self, ctx: &egui::Context) {

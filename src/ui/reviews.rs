@@ -163,7 +163,7 @@ impl ReviewsScreen {
                 }
                 let dir = services.paths.data_dir.join("pasted");
                 std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-                let path = dir.join(format!("reviews-{}.txt", crate::db::now_s()));
+                let path = pasted_file_name(&dir, &self.pasted);
                 std::fs::write(&path, &self.pasted).map_err(|e| format!("could not keep the pasted text: {e}"))?;
                 path
             }
@@ -493,7 +493,7 @@ impl ReviewsScreen {
             .counts
             .iter()
             .enumerate()
-            .map(|(i, (l, c))| egui_plot::Bar::new(i as f64, *c as f64).name(l).width(0.6))
+            .map(|(i, (l, c))| egui_plot::Bar::new(i as f64, *c as f64).name(l).width(0.6).fill(label_color(l, i)))
             .collect();
         let names: Vec<String> = summary.counts.iter().map(|(l, _)| l.clone()).collect();
         egui_plot::Plot::new("counts")
@@ -535,7 +535,10 @@ impl ReviewsScreen {
                     ui.end_row();
                 }
             });
-            ui.checkbox(&mut self.only_mistakes, format!("Show only the {} mistakes", e.mistakes.len()));
+            ui.checkbox(
+                &mut self.only_mistakes,
+                format!("Show only the {}", crate::tasks::count(e.mistakes.len() as u64, "mistake")),
+            );
         }
         self.agreement_ui(ui, services);
         ui.horizontal(|ui| {
@@ -674,4 +677,35 @@ fn classifier(
         }
     };
     built.map_err(|e| e.to_string())
+}
+
+/// A colour per label: green and red where the label says so, grey for
+/// "unclear", a distinct hue for anything else.
+fn label_color(label: &str, index: usize) -> egui::Color32 {
+    const OTHERS: [egui::Color32; 5] = [
+        egui::Color32::from_rgb(86, 140, 220),
+        egui::Color32::from_rgb(220, 160, 60),
+        egui::Color32::from_rgb(160, 110, 210),
+        egui::Color32::from_rgb(60, 180, 180),
+        egui::Color32::from_rgb(200, 120, 150),
+    ];
+    match label.to_ascii_lowercase().as_str() {
+        "positive" | "good" | "yes" => egui::Color32::from_rgb(70, 170, 90),
+        "negative" | "bad" | "no" => egui::Color32::from_rgb(210, 80, 70),
+        crate::tasks::classify::UNCLEAR => egui::Color32::GRAY,
+        _ => OTHERS[index % OTHERS.len()],
+    }
+}
+
+/// A file for pasted reviews, named after the first words of the first one
+/// ("pasted-the-mochi-is-excellent.txt"), so earlier runs can be told apart.
+fn pasted_file_name(dir: &std::path::Path, pasted: &str) -> PathBuf {
+    let first = pasted.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+    let words: Vec<String> =
+        first.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).take(5).map(str::to_lowercase).collect();
+    let stem = if words.is_empty() { "pasted".to_string() } else { format!("pasted-{}", words.join("-")) };
+    (1..)
+        .map(|n| dir.join(if n == 1 { format!("{stem}.txt") } else { format!("{stem}-{n}.txt") }))
+        .find(|p| !p.exists())
+        .unwrap_or_else(|| dir.join(format!("{stem}.txt")))
 }

@@ -289,3 +289,18 @@ fn documents_add_the_sample_handbook_and_answer_from_its_parking_passage() {
     shown(&h, "Passages (on this computer)");
     shown(&h, "Parking and getting to work");
 }
+
+#[test]
+fn compare_without_a_cloud_profile_leads_to_settings() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let mut a = app(home.path());
+    a.services.settings.cloud.clear();
+    let mut h = harness(a);
+    h.get_by_label("Compare").click();
+    h.step();
+    shown(&h, "No cloud profile yet");
+    h.get_by_label("Open Settings").click();
+    h.step();
+    h.step();
+    assert_eq!(h.state().screen, Screen::Settings);
+}

@@ -155,7 +155,12 @@ fn a_long_answer_is_cut_at_the_time_limit_and_says_length() {
     assert_eq!(v["choices"][0]["finish_reason"], "length", "{v}");
     let tokens = v["usage"]["completion_tokens"].as_u64().unwrap_or(0);
     assert!(tokens > 0 && tokens < 3000, "cut short with what it had: {tokens}");
-    assert_eq!(health(&h)["active"], 0, "the model is free again");
+    // The worker lets go just after it sends the answer.
+    let free = (0..50).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        health(&h)["active"] == 0
+    });
+    assert!(free, "the model is free again");
     h.shutdown();
 }
 

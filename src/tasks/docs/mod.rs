@@ -12,20 +12,11 @@ mod chunk;
 mod index;
 mod read;
 
+pub use super::count;
 pub use answer::{ask, best_sentences, citations, prompt, retrieve, DocAnswer, NOT_FOUND};
 pub use chunk::{chunk_page, TARGET_CHARS};
 pub use index::{add_files, files_under, Added};
 pub use read::{read_text, ReadText, EXTENSIONS, MAX_FILE_BYTES};
-
-/// "1 page", "9 passages": counts as people write them.
-pub fn count(n: impl Into<u64>, noun: &str) -> String {
-    let n = n.into();
-    if n == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{n} {noun}s")
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum DocError {
