@@ -7,6 +7,7 @@ use super::cached::Cached;
 use super::pending::{Pending, Polled};
 use super::progress::GuiProgress;
 use super::services::{or_notice, Services};
+use super::widgets::path_field;
 use crate::db::{Db, DocumentRow};
 use crate::engine::{BackendSpec, Cancel};
 use crate::tasks::docs::{add_files, count, files_under, Added, DocAnswer};
@@ -189,18 +190,9 @@ impl DocumentsScreen {
                 self.add_sample(services);
             }
         });
-        ui.horizontal(|ui| {
-            let field = ui.add(
-                egui::TextEdit::singleline(&mut self.path)
-                    .hint_text("or type a file or folder path")
-                    .desired_width((ui.available_width() - 50.0).max(80.0)),
-            );
-            let enter = field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
-            if (ui.button("Add").clicked() || enter) && !self.path.trim().is_empty() {
-                let path = PathBuf::from(self.path.trim());
-                self.add(services, vec![path]);
-            }
-        });
+        if let Some(path) = path_field(ui, &mut self.path, "or type a file or folder path", "Add") {
+            self.add(services, vec![path]);
+        }
         if let Some(ix) = &self.indexing {
             ix.progress.ui(ui, Some(&ix.cancel));
         }

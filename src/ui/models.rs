@@ -5,6 +5,7 @@
 use super::pending::{Pending, Polled};
 use super::progress::GuiProgress;
 use super::services::{total_memory_bytes, LocalState, Services};
+use super::widgets::path_field;
 use crate::catalog::{human_bytes, ModelKind};
 use crate::engine::Cancel;
 use crate::store::FileState;
@@ -30,6 +31,8 @@ pub struct ModelsScreen {
     states_at: Option<std::time::Instant>,
     confirm_delete: Option<String>,
     picking: Option<Pending<Option<PathBuf>>>,
+    /// A path typed by hand (for systems without a file dialog).
+    path: String,
     /// One line per added .gguf file, read from its header once (it holds the
     /// whole vocabulary: megabytes, too much to parse every frame).
     described: HashMap<String, String>,
@@ -175,6 +178,9 @@ impl ModelsScreen {
             ui.heading("Your own files");
             if ui.button("Add a .gguf file…").clicked() {
                 self.picking = Some(services.open_dialog("GGUF model", &["gguf"]));
+            }
+            if let Some(path) = path_field(ui, &mut self.path, "or type the path of a .gguf file", "Add") {
+                add_local_file(services, &path);
             }
             for f in services.settings.app.local_files.clone() {
                 ui.horizontal(|ui| {

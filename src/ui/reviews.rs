@@ -6,6 +6,7 @@ use super::cached::Cached;
 use super::pending::{Pending, Polled};
 use super::progress::GuiProgress;
 use super::services::{or_notice, LocalState, Services};
+use super::widgets::path_field;
 use crate::db::{Db, RunInfo, RunRow, RunStatus};
 use crate::engine::{BackendSpec, Cancel, DataLocation};
 use crate::tasks::classify::{
@@ -39,6 +40,8 @@ pub struct ReviewsScreen {
     pub pasted: String,
     /// An imported file (takes precedence over pasted text).
     pub file: Option<PathBuf>,
+    /// A path typed by hand (for systems without a file dialog).
+    pub path: String,
     pub headers: Vec<String>,
     pub text_column: String,
     /// Empty: no label column.
@@ -77,6 +80,7 @@ impl Default for ReviewsScreen {
         ReviewsScreen {
             pasted: String::new(),
             file: None,
+            path: String::new(),
             headers: Vec::new(),
             text_column: String::new(),
             label_column: String::new(),
@@ -350,6 +354,9 @@ impl ReviewsScreen {
                 self.picking = Some(services.open_dialog("Reviews", &["csv", "tsv", "txt", "jsonl"]));
             }
         });
+        if let Some(path) = path_field(ui, &mut self.path, "or type a file's path", "Open") {
+            self.import(path);
+        }
         if let Some(f) = self.file.clone() {
             ui.horizontal(|ui| {
                 ui.label(format!("File: {}", f.display()));

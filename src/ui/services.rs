@@ -116,10 +116,25 @@ impl Services {
     /// The dialog runs on its own thread so the window keeps drawing.
     pub fn save_dialog(&self, file_name: String, content: String) {
         let (tx, wake) = (self.notices.0.clone(), self.wake.clone());
+        let exports = self.paths.data_dir.join("exports");
         let _ = std::thread::Builder::new().name("duet-save".into()).spawn(move || {
-            let Some(path) = rfd::FileDialog::new().set_file_name(&file_name).save_file() else { return };
-            let msg = match std::fs::write(&path, content) {
-                Ok(()) => format!("Saved {}", path.display()),
+            let asked = std::time::Instant::now();
+            let chosen =
+                if dialogs_available() { rfd::FileDialog::new().set_file_name(&file_name).save_file() } else { None };
+            let (path, why) = match chosen {
+                Some(path) => (path, ""),
+                // Closed at once, or never shown: no dialog on this system. Nothing is lost:
+                // the file goes to the data folder, and the notice says where.
+                None if asked.elapsed() < NO_DIALOG_WITHIN => {
+                    (exports.join(&file_name), "No file dialog is available on this system, so it was saved to ")
+                }
+                None => return,
+            };
+            let written =
+                path.parent().map_or(Ok(()), std::fs::create_dir_all).and_then(|()| std::fs::write(&path, content));
+            let msg = match written {
+                Ok(()) if why.is_empty() => format!("Saved {}", path.display()),
+                Ok(()) => format!("{why}{}", path.display()),
                 Err(e) => format!("Could not save {}: {e}", path.display()),
             };
             let _ = tx.send(msg);
@@ -128,11 +143,25 @@ impl Services {
     }
 
     /// Ask for a file to open; the answer (None when the dialog was closed) arrives later.
+    /// Where no dialog can be shown, the notice says how else to give the file.
     pub fn open_dialog(&self, what: &str, extensions: &[&str]) -> Pending<Option<PathBuf>> {
         let (what, extensions): (String, Vec<String>) =
             (what.into(), extensions.iter().map(|e| e.to_string()).collect());
+        let tx = self.notices.0.clone();
         Pending::spawn("duet-open", &self.wake, move || {
-            rfd::FileDialog::new().add_filter(&what, &extensions).pick_file()
+            let asked = std::time::Instant::now();
+            let chosen = if dialogs_available() {
+                rfd::FileDialog::new().add_filter(&what, &extensions).pick_file()
+            } else {
+                None
+            };
+            if chosen.is_none() && asked.elapsed() < NO_DIALOG_WITHIN {
+                let _ = tx.send(
+                    "No file dialog is available on this system: type the file's path in the field beside the button, or drop the file on the window."
+                        .to_string(),
+                );
+            }
+            chosen
         })
     }
 
@@ -254,6 +283,20 @@ impl Services {
     pub fn backend_name(&self, spec: &BackendSpec) -> String {
         self.backend_choices().into_iter().find(|(k, _)| k == spec).map(|(_, v)| v).unwrap_or_else(|| spec.to_string())
     }
+}
+
+/// A dialog that comes back empty sooner than this was never shown (no
+/// portal, no display server): nobody closes a real one that fast.
+const NO_DIALOG_WITHIN: std::time::Duration = std::time::Duration::from_millis(400);
+
+/// Whether file dialogs can be shown: on Linux they go through the desktop
+/// portal over the session bus, and without a bus there is none.
+fn dialogs_available() -> bool {
+    if !cfg!(target_os = "linux") {
+        return true;
+    }
+    std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some()
+        || std::env::var_os("XDG_RUNTIME_DIR").is_some_and(|d| std::path::Path::new(&d).join("bus").exists())
 }
 
 /// A database read for a screen: its value, or, when the read fails, the empty

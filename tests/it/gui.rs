@@ -304,3 +304,21 @@ fn compare_without_a_cloud_profile_leads_to_settings() {
     h.step();
     assert_eq!(h.state().screen, Screen::Settings);
 }
+
+/// Where no file dialog can be shown, a typed path brings the file in.
+#[test]
+fn reviews_import_a_typed_path() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let csv = home.path().join("labeled.csv");
+    std::fs::write(&csv, "id,review,label\n1,Great tacos!,positive\n").expect("write");
+    let mut h = harness(app(home.path()));
+    h.get_by_label("Reviews").click();
+    h.step();
+    type_into(&mut h, "Path", &csv.display().to_string());
+    h.get_by_label("Open").click();
+    h.step();
+    h.step();
+    assert_eq!(h.state().reviews.file.as_deref(), Some(csv.as_path()), "{:?}", h.state().reviews.error);
+    assert_eq!(h.state().reviews.label_column, "label", "the label column is found");
+    shown(&h, "labeled.csv");
+}

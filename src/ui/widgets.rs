@@ -1,0 +1,22 @@
+//! Small pieces several screens share.
+
+use eframe::egui;
+use std::path::PathBuf;
+
+/// A field for typing a file's path, with a button: where no file dialog can
+/// be shown, this is how a file gets in. Returns the path when the button is
+/// pressed, or Enter in the field.
+pub fn path_field(ui: &mut egui::Ui, text: &mut String, hint: &str, button: &str) -> Option<PathBuf> {
+    ui.horizontal(|ui| {
+        let label = ui.label("Path");
+        let field = ui
+            .add(
+                egui::TextEdit::singleline(text).hint_text(hint).desired_width((ui.available_width() - 60.0).max(80.0)),
+            )
+            .labelled_by(label.id);
+        let enter = field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+        let pressed = ui.button(button).clicked();
+        ((pressed || enter) && !text.trim().is_empty()).then(|| PathBuf::from(text.trim()))
+    })
+    .inner
+}
