@@ -11,12 +11,14 @@ cd "$(dirname "$0")/.."
 
 cargo build --release
 BIN="${CARGO_TARGET_DIR:-target}/release/duet"
-OUT=assets/screenshots
+# SIZE=800x600 OUT=/tmp/small scripts/screenshots.sh: every screen at that size, without the clicks
+# (their coordinates are for the default size).
+OUT="${OUT:-assets/screenshots}"
 mkdir -p "$OUT"
 DEMO_HOME="$(mktemp -d)"
 export DUET_HOME="$DEMO_HOME"
 PORT=18089
-SIZE=1100x720
+SIZE="${SIZE:-1100x720}"
 
 Xvfb :77 -screen 0 ${SIZE}x24 >/dev/null 2>&1 &
 XVFB=$!
@@ -49,6 +51,15 @@ open_app() {
 close_app() { kill "$APP" 2>/dev/null || true; wait "$APP" 2>/dev/null || true; }
 click() { xdotool mousemove "$1" "$2" click 1; sleep 0.3; }
 
+if [ "$SIZE" != 1100x720 ]; then
+  for screen in chat compare reviews documents models settings; do
+    open_app "$screen"
+    shot "$screen"
+    close_app
+  done
+  exit 0
+fi
+
 open_app chat
 click 490 668
 xdotool type --delay 20 "Give me three tips for a good restaurant review."
@@ -64,6 +75,15 @@ click 201 160
 click 62 183
 sleep 15
 shot compare
+close_app
+
+open_app documents
+click 210 103
+sleep 3
+click 800 108
+xdotool key Return
+sleep 15
+shot documents
 close_app
 
 for screen in reviews models settings; do

@@ -252,9 +252,10 @@ impl ChatScreen {
         if self.session.is_answering() && ui.input(|i| i.key_pressed(egui::Key::Escape)) {
             self.stop();
         }
+        // The sliders need their 230 points; the header and messages wrap in what is left.
         egui::Panel::right("chat_settings").default_size(230.0).show(ui, |ui| self.settings_panel(ui, services));
         egui::Panel::top("chat_header").show(ui, |ui| {
-            ui.horizontal(|ui| {
+            ui.horizontal_wrapped(|ui| {
                 ui.label("Answer with:");
                 let mut choice = self.session.backend.clone();
                 egui::ComboBox::from_id_salt("backend").selected_text(self.backend_name(services)).show_ui(ui, |ui| {

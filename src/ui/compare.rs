@@ -4,6 +4,7 @@
 
 use super::cached::Cached;
 use super::services::{or_notice, Services};
+use super::widgets::side_width;
 use crate::db::RunStatus;
 use crate::engine::{system_and_user, BackendSpec, GenRequest, SamplingParams};
 use crate::tasks::compare::{measured, preference_pairs_jsonl, project, tallies, Comparison, Verdict};
@@ -108,7 +109,8 @@ impl CompareScreen {
 
     pub fn ui(&mut self, ui: &mut egui::Ui, services: &mut Services) {
         self.poll(services);
-        egui::Panel::right("compare_guide").default_size(300.0).show(ui, |ui| {
+        let width = side_width(ui, 0.3, 200.0, 300.0);
+        egui::Panel::right("compare_guide").default_size(width).max_size(width).show(ui, |ui| {
             egui::ScrollArea::vertical().show(ui, |ui| self.side_ui(ui, services));
         });
         ui.heading("Compare");
@@ -120,7 +122,7 @@ impl CompareScreen {
                 .hint_text("One prompt, several models"),
         )
         .labelled_by(label.id);
-        ui.horizontal(|ui| {
+        ui.horizontal_wrapped(|ui| {
             ui.add(
                 egui::TextEdit::singleline(&mut self.system_prompt)
                     .hint_text("System prompt (optional)")

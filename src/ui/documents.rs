@@ -7,7 +7,7 @@ use super::cached::Cached;
 use super::pending::{Pending, Polled};
 use super::progress::GuiProgress;
 use super::services::{or_notice, Services};
-use super::widgets::path_field;
+use super::widgets::{path_field, side_width};
 use crate::db::{Db, DocumentRow};
 use crate::engine::{BackendSpec, Cancel};
 use crate::tasks::docs::{add_files, count, files_under, Added, DocAnswer};
@@ -171,8 +171,7 @@ impl DocumentsScreen {
         if !dropped.is_empty() {
             self.add(services, dropped);
         }
-        // At most two fifths of the window, so the answer keeps room on small screens.
-        let list_width = (ui.available_width() * 0.4).clamp(220.0, 380.0);
+        let list_width = side_width(ui, 0.4, 220.0, 380.0);
         egui::Panel::left("documents_list").default_size(list_width).max_size(list_width).show(ui, |ui| {
             egui::ScrollArea::vertical().show(ui, |ui| self.files_ui(ui, services));
         });

@@ -6,7 +6,7 @@ use super::cached::Cached;
 use super::pending::{Pending, Polled};
 use super::progress::GuiProgress;
 use super::services::{or_notice, LocalState, Services};
-use super::widgets::path_field;
+use super::widgets::{path_field, side_width};
 use crate::db::{Db, RunInfo, RunRow, RunStatus};
 use crate::engine::{BackendSpec, Cancel, DataLocation};
 use crate::tasks::classify::{
@@ -337,10 +337,12 @@ impl ReviewsScreen {
         if let Some(p) = dropped.into_iter().next() {
             self.import(p);
         }
-        egui::Panel::left("reviews_input").default_size(360.0).show(ui, |ui| {
+        let width = side_width(ui, 0.4, 260.0, 360.0);
+        egui::Panel::left("reviews_input").default_size(width).max_size(width).show(ui, |ui| {
             egui::ScrollArea::vertical().show(ui, |ui| self.input_ui(ui, services));
         });
-        egui::ScrollArea::vertical().auto_shrink([false, false]).show(ui, |ui| self.results_ui(ui, services));
+        // Both ways: on a small window the table scrolls sideways instead of being cut off.
+        egui::ScrollArea::both().auto_shrink([false, false]).show(ui, |ui| self.results_ui(ui, services));
     }
 
     fn input_ui(&mut self, ui: &mut egui::Ui, services: &mut Services) {

@@ -20,3 +20,10 @@ pub fn path_field(ui: &mut egui::Ui, text: &mut String, hint: &str, button: &str
     })
     .inner
 }
+
+/// A side panel's width: `fraction` of the room there is, within `min..=max`,
+/// so the middle of the screen keeps room at 800×600 and no panel is drawn
+/// over it.
+pub fn side_width(ui: &egui::Ui, fraction: f32, min: f32, max: f32) -> f32 {
+    (ui.available_width() * fraction).clamp(min, max)
+}
