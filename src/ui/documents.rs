@@ -7,7 +7,7 @@ use super::cached::Cached;
 use super::pending::{Pending, Polled};
 use super::progress::GuiProgress;
 use super::services::{or_notice, Services};
-use super::widgets::{path_field, side_width};
+use super::widgets::{dropped_files, path_field, side_width};
 use crate::db::{Db, DocumentRow};
 use crate::engine::{BackendSpec, Cancel};
 use crate::tasks::docs::{add_files, count, files_under, Added, DocAnswer};
@@ -165,9 +165,7 @@ impl DocumentsScreen {
             self.top_k = 4;
         }
         self.poll();
-        let dropped: Vec<PathBuf> = ui.input(|i| {
-            i.raw.dropped_files.iter().map(|f| f.path().to_path_buf()).filter(|p| !p.as_os_str().is_empty()).collect()
-        });
+        let dropped: Vec<PathBuf> = dropped_files(ui);
         if !dropped.is_empty() {
             self.add(services, dropped);
         }

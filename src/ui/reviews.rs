@@ -6,7 +6,7 @@ use super::cached::Cached;
 use super::pending::{Pending, Polled};
 use super::progress::GuiProgress;
 use super::services::{or_notice, LocalState, Services};
-use super::widgets::{path_field, side_width};
+use super::widgets::{dropped_files, path_field, side_width};
 use crate::db::{Db, RunInfo, RunRow, RunStatus};
 use crate::engine::{BackendSpec, Cancel, DataLocation};
 use crate::tasks::classify::{
@@ -331,9 +331,7 @@ impl ReviewsScreen {
             Some(Polled::Waiting) | None => {}
         }
         // Files dropped on the window.
-        let dropped: Vec<PathBuf> = ui.input(|i| {
-            i.raw.dropped_files.iter().map(|f| f.path().to_path_buf()).filter(|p| !p.as_os_str().is_empty()).collect()
-        });
+        let dropped: Vec<PathBuf> = dropped_files(ui);
         if let Some(p) = dropped.into_iter().next() {
             self.import(p);
         }

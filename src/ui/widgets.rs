@@ -27,3 +27,10 @@ pub fn path_field(ui: &mut egui::Ui, text: &mut String, hint: &str, button: &str
 pub fn side_width(ui: &egui::Ui, fraction: f32, min: f32, max: f32) -> f32 {
     (ui.available_width() * fraction).clamp(min, max)
 }
+
+/// Files dropped on the window this frame.
+pub fn dropped_files(ui: &egui::Ui) -> Vec<PathBuf> {
+    ui.input(|i| {
+        i.raw.dropped_files.iter().map(|f| f.path().to_path_buf()).filter(|p| !p.as_os_str().is_empty()).collect()
+    })
+}
