@@ -70,9 +70,10 @@ fn add(db: &mut Db, paths: &[PathBuf]) -> Result<()> {
                 );
             }
             Added::Unchanged { path } => println!("unchanged {path}"),
-            Added::Failed { path, why } => {
+            // The reason names the file.
+            Added::Failed { why, .. } => {
                 failed += 1;
-                eprintln!("failed    {path}: {why}");
+                eprintln!("failed    {why}");
             }
         }
     }
@@ -83,8 +84,11 @@ fn add(db: &mut Db, paths: &[PathBuf]) -> Result<()> {
             files.len()
         );
     }
-    if failed > 0 {
-        bail!("{failed} of {} files could not be indexed (see above); the others were", files.len());
+    match (failed, files.len()) {
+        (0, _) => {}
+        (1, 1) => bail!("the file could not be indexed (see above)"),
+        (f, n) if f == n => bail!("none of the {n} files could be indexed (see above)"),
+        (f, n) => bail!("{f} of {n} files could not be indexed (see above); the others were"),
     }
     Ok(())
 }
@@ -119,7 +123,10 @@ fn rm(db: &mut Db, which: &[String]) -> Result<()> {
 }
 
 fn ask(store: &Store, catalog: &Catalog, db: &Db, a: DocsAskArgs) -> Result<()> {
-    // Refuse before loading a model when there is nothing to search.
+    // Refuse before loading a model when there is nothing to ask or to search.
+    if a.question.trim().is_empty() {
+        return Err(crate::tasks::docs::DocError::EmptyQuestion.into());
+    }
     crate::tasks::docs::retrieve(db, &a.question, 1)?;
     let backend: Box<dyn Backend> = match &a.backend {
         BackendSpec::Local => {

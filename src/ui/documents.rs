@@ -303,6 +303,7 @@ fn outcome_line(a: &Added) -> String {
             format!("indexed {}: {}, {}", name(path), count(*pages as u64, "page"), count(*chunks as u64, "passage"))
         }
         Added::Unchanged { path } => format!("{} is unchanged", name(path)),
-        Added::Failed { path, why } => format!("{} failed: {why}", name(path)),
+        // The reason names the file.
+        Added::Failed { why, .. } => why.clone(),
     }
 }

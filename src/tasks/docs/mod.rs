@@ -26,9 +26,7 @@ pub enum DocError {
     EmptyQuestion,
     #[error("could not read {0}: {1}")]
     Open(String, String),
-    #[error(
-        "{path}: .{ext} files are not supported yet; duet reads .txt, .md and .html (PDF and Word files are planned)"
-    )]
+    #[error("{path} is not a .txt, .md or .html file; duet reads those (PDF and Word files are planned)")]
     Unsupported { path: String, ext: String },
     #[error("{0} looks like a binary file, not text; nothing was indexed")]
     Binary(String),
