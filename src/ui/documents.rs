@@ -4,7 +4,7 @@
 //! run on their own threads; the screen only draws what they send back.
 
 use super::cached::Cached;
-use super::pending::{Pending, Polled};
+use super::pending::{picked, Pending, Polled};
 use super::progress::GuiProgress;
 use super::services::{or_notice, Services};
 use super::widgets::{dropped_files, path_field, side_width};
@@ -150,13 +150,8 @@ impl DocumentsScreen {
                 }
             }
         }
-        match self.picking.as_ref().map(Pending::poll) {
-            Some(Polled::Ready(Some(path))) => {
-                self.picking = None;
-                self.path = path.display().to_string();
-            }
-            Some(Polled::Ready(None) | Polled::Lost) => self.picking = None,
-            Some(Polled::Waiting) | None => {}
+        if let Some(path) = picked(&mut self.picking) {
+            self.path = path.display().to_string();
         }
     }
 

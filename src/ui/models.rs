@@ -2,7 +2,7 @@
 //! machine's memory; download (with progress and cancel), verify, delete, pick
 //! the default, or add a .gguf file from disk.
 
-use super::pending::{Pending, Polled};
+use super::pending::{picked, Pending, Polled};
 use super::progress::GuiProgress;
 use super::services::{total_memory_bytes, LocalState, Services};
 use super::widgets::path_field;
@@ -104,13 +104,8 @@ impl ModelsScreen {
 
     pub fn ui(&mut self, ui: &mut egui::Ui, services: &mut Services) {
         self.poll(services);
-        match self.picking.as_ref().map(Pending::poll) {
-            Some(Polled::Ready(Some(path))) => {
-                self.picking = None;
-                add_local_file(services, &path);
-            }
-            Some(Polled::Ready(None) | Polled::Lost) => self.picking = None,
-            Some(Polled::Waiting) | None => {}
+        if let Some(path) = picked(&mut self.picking) {
+            add_local_file(services, &path);
         }
         ui.heading("Models");
         ui.label(services.local_status());

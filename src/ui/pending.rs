@@ -42,3 +42,20 @@ impl<T: Send + 'static> Pending<T> {
         }
     }
 }
+
+/// A file dialog's answer, once it has come: the picked file, or None while
+/// it is open, when it was closed without one, or when there is no dialog.
+/// The slot empties as soon as the dialog has answered.
+pub fn picked(slot: &mut Option<Pending<Option<std::path::PathBuf>>>) -> Option<std::path::PathBuf> {
+    match slot.as_ref()?.poll() {
+        Polled::Waiting => None,
+        Polled::Ready(path) => {
+            *slot = None;
+            path
+        }
+        Polled::Lost => {
+            *slot = None;
+            None
+        }
+    }
+}

@@ -3,7 +3,7 @@
 //! a sortable table, and — when the file has labels — the mistakes.
 
 use super::cached::Cached;
-use super::pending::{Pending, Polled};
+use super::pending::{picked, Pending, Polled};
 use super::progress::GuiProgress;
 use super::services::{or_notice, LocalState, Services};
 use super::widgets::{dropped_files, path_field, side_width};
@@ -322,13 +322,8 @@ impl ReviewsScreen {
             }
         }
         self.poll(services);
-        match self.picking.as_ref().map(Pending::poll) {
-            Some(Polled::Ready(Some(path))) => {
-                self.picking = None;
-                self.import(path);
-            }
-            Some(Polled::Ready(None) | Polled::Lost) => self.picking = None,
-            Some(Polled::Waiting) | None => {}
+        if let Some(path) = picked(&mut self.picking) {
+            self.import(path);
         }
         // Files dropped on the window.
         let dropped: Vec<PathBuf> = dropped_files(ui);

@@ -66,8 +66,9 @@ pub struct Resumed {
 pub fn resume_run(db: &Db, run_id: i64, now: i64) -> Result<Resumed, ClassifyError> {
     let info = db.run(run_id)?;
     let was_done = info.status == RunStatus::Done;
-    if !was_done && running_elsewhere(db, &info, now) {
-        let detail = match super::holder(db, run_id) {
+    let holder = super::holder(db, run_id);
+    if !was_done && moving_elsewhere(holder, &info, now) {
+        let detail = match holder {
             super::Holder::Someone => String::new(),
             _ => format!(
                 " (it saved a row {} s ago; if that duet was closed, resuming works {} minutes after its last row)",
@@ -86,7 +87,12 @@ pub fn resume_run(db: &Db, run_id: i64, now: i64) -> Result<Resumed, ClassifyErr
 /// Whether another duet is classifying the run now: it holds the run's lock,
 /// or (where there is no lock to ask) it saved a row lately.
 pub fn running_elsewhere(db: &Db, info: &RunInfo, now: i64) -> bool {
-    match super::holder(db, info.id) {
+    moving_elsewhere(super::holder(db, info.id), info, now)
+}
+
+/// [`running_elsewhere`], with the lock already asked.
+fn moving_elsewhere(holder: super::Holder, info: &RunInfo, now: i64) -> bool {
+    match holder {
         super::Holder::Someone => true,
         super::Holder::Nobody => false,
         super::Holder::Unknown => info.status == RunStatus::Running && !info.is_resumable(now),
