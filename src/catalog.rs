@@ -59,7 +59,21 @@ pub struct ModelEntry {
     pub hf_repo: Option<String>,
     #[serde(default)]
     pub default: bool,
+    /// For an embedding model: how its vectors are pooled (mean unless told).
+    #[serde(default)]
+    pub pooling: Pooling,
     pub files: Vec<FileSpec>,
+}
+
+/// How one vector is made from the last hidden state of every token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Pooling {
+    /// The mean over the real (unpadded) tokens: MiniLM and most sentence-transformers models.
+    #[default]
+    Mean,
+    /// The first ([CLS]) token: the BGE family.
+    Cls,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -130,6 +144,12 @@ impl Catalog {
     pub fn default_model(&self) -> &ModelEntry {
         // `check` guarantees exactly one default.
         self.models.iter().find(|m| m.default).unwrap_or(&self.models[0])
+    }
+
+    /// The embedding model Documents uses unless told otherwise: the first
+    /// embedding model of the catalog.
+    pub fn default_embedder(&self) -> Option<&ModelEntry> {
+        self.models.iter().find(|m| m.kind == ModelKind::Embedding)
     }
 
     /// (input, output) dollars per million tokens for a cloud profile: its own

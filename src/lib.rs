@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod embed;
 pub mod engine;
 pub mod progress;
 pub mod secret;

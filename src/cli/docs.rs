@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::db::Db;
-use crate::tasks::docs::{add_files, count, files_under, Added, DocAnswer};
+use crate::tasks::docs::{add_files, count, embed_pending, files_under, load_embedder, retrieve, Added, DocAnswer};
 
 #[derive(Subcommand, Debug)]
 pub enum DocsCommand {
@@ -44,20 +44,27 @@ pub struct DocsAskArgs {
 pub fn docs(store: &Store, catalog: &Catalog, c: DocsCommand) -> Result<()> {
     let mut db = Db::open_default(store.paths())?;
     match c {
-        DocsCommand::Add { paths } => add(&mut db, &paths),
+        DocsCommand::Add { paths } => add(store, catalog, &mut db, &paths),
         DocsCommand::List => list(&db),
         DocsCommand::Rm { documents } => rm(&mut db, &documents),
         DocsCommand::Ask(a) => ask(store, catalog, &db, a),
     }
 }
 
-fn add(db: &mut Db, paths: &[PathBuf]) -> Result<()> {
+fn add(store: &Store, catalog: &Catalog, db: &mut Db, paths: &[PathBuf]) -> Result<()> {
     let files = files_under(paths)?;
     if files.is_empty() {
         bail!("no .txt, .md or .html files there; give files, or folders that hold some");
     }
     let bar = TerminalBar::new();
-    let outcomes = add_files(db, &files, &bar, &interrupt().0)?;
+    let cancel = &interrupt().0;
+    let outcomes = add_files(db, &files, &bar, cancel)?;
+    if !cancel.is_cancelled() {
+        embed(store, catalog, db, &bar, cancel)?;
+    }
+    if cancel.is_cancelled() {
+        bail!("stopped; run the same command to go on (finished files and passages are kept)");
+    }
     let mut failed = 0;
     for o in &outcomes {
         match o {
@@ -77,18 +84,28 @@ fn add(db: &mut Db, paths: &[PathBuf]) -> Result<()> {
             }
         }
     }
-    if outcomes.len() < files.len() {
-        bail!(
-            "stopped after {} of {} files; run the same command to go on (finished files are skipped)",
-            outcomes.len(),
-            files.len()
-        );
-    }
     match (failed, files.len()) {
         (0, _) => {}
         (1, 1) => bail!("the file could not be indexed (see above)"),
         (f, n) if f == n => bail!("none of the {n} files could be indexed (see above)"),
         (f, n) => bail!("{f} of {n} files could not be indexed (see above); the others were"),
+    }
+    Ok(())
+}
+
+/// Give every passage without one a vector, so questions find passages by
+/// meaning too. Without the embedding model (offline, not fetched) keyword
+/// search still works, and the next `add` catches up.
+fn embed(store: &Store, catalog: &Catalog, db: &mut Db, bar: &TerminalBar, cancel: &Cancel) -> Result<()> {
+    match load_embedder(store, catalog, true, bar, cancel) {
+        Ok(Some(embedder)) => {
+            let n = embed_pending(db, &embedder, bar, cancel)?;
+            if n > 0 {
+                println!("embedded  {} (search by meaning)", count(n, "passage"));
+            }
+        }
+        Ok(None) => {}
+        Err(e) => eprintln!("(search by meaning is off: {e}; keyword search works)"),
     }
     Ok(())
 }
@@ -127,7 +144,8 @@ fn ask(store: &Store, catalog: &Catalog, db: &Db, a: DocsAskArgs) -> Result<()> 
     if a.question.trim().is_empty() {
         return Err(crate::tasks::docs::DocError::EmptyQuestion.into());
     }
-    crate::tasks::docs::retrieve(db, &a.question, 1)?;
+    let embedder = load_embedder(store, catalog, false, &TerminalBar::new(), &Cancel::new())?;
+    retrieve(db, embedder.as_ref(), &a.question, 1)?;
     let backend: Box<dyn Backend> = match &a.backend {
         BackendSpec::Local => {
             let path = resolve_model(store, catalog, a.model.model.as_deref())?;
@@ -140,8 +158,9 @@ fn ask(store: &Store, catalog: &Catalog, db: &Db, a: DocsAskArgs) -> Result<()> 
             Box::new(cloud)
         }
     };
+    let cancel = interrupt().0.clone();
     let answer =
-        crate::tasks::docs::ask(db, backend.as_ref(), &a.question, a.top_k, a.max_tokens, interrupt().0.clone())?;
+        crate::tasks::docs::ask(db, embedder.as_ref(), backend.as_ref(), &a.question, a.top_k, a.max_tokens, cancel)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&answer)?);
     } else {

@@ -47,7 +47,8 @@ pub struct ChunkHit {
     pub end_char: i64,
     pub heading: String,
     pub text: String,
-    /// BM25 as SQLite's FTS5 computes it, negated so that higher is better.
+    /// Higher is better: BM25 (as FTS5 computes it, negated), a cosine, or a
+    /// fused rank score, depending on the search that found it.
     pub score: f64,
 }
 
@@ -143,26 +144,113 @@ impl Db {
         if query.is_empty() {
             return Ok(Vec::new());
         }
-        let mut stmt = self.conn.prepare(
-            "SELECT c.id, c.document_id, d.path, c.page, c.start_char, c.end_char, c.heading, c.text,
-                    bm25(chunks_fts)
+        let mut stmt = self.conn.prepare(&format!(
+            "{HIT_COLUMNS}, bm25(chunks_fts)
              FROM chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid JOIN documents d ON d.id = c.document_id
-             WHERE chunks_fts MATCH ?1 ORDER BY bm25(chunks_fts) LIMIT ?2",
+             WHERE chunks_fts MATCH ?1 ORDER BY bm25(chunks_fts) LIMIT ?2"
+        ))?;
+        let rows = stmt.query_map(params![query, limit as i64], |r| chunk_hit(r, -r.get::<_, f64>(8)?))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+/// A chunk waiting for its vector: its id and the text to embed (heading and text,
+/// as the keyword index holds it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PendingChunk {
+    pub chunk_id: i64,
+    pub text: String,
+}
+
+const HIT_COLUMNS: &str = "SELECT c.id, c.document_id, d.path, c.page, c.start_char, c.end_char, c.heading, c.text";
+
+fn chunk_hit(r: &rusqlite::Row<'_>, score: f64) -> rusqlite::Result<ChunkHit> {
+    Ok(ChunkHit {
+        chunk_id: r.get(0)?,
+        document_id: r.get(1)?,
+        path: r.get(2)?,
+        page: r.get(3)?,
+        start_char: r.get(4)?,
+        end_char: r.get(5)?,
+        heading: r.get(6)?,
+        text: r.get(7)?,
+        score,
+    })
+}
+
+impl Db {
+    /// Up to `limit` chunks that have no vector from `model` yet, in document order.
+    pub fn chunks_without_vectors(&self, model: &str, limit: usize) -> Result<Vec<PendingChunk>, DbError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT c.id, c.heading, c.text FROM chunks c
+             WHERE NOT EXISTS (SELECT 1 FROM chunk_vectors v WHERE v.chunk_id = c.id AND v.model = ?1)
+             ORDER BY c.id LIMIT ?2",
         )?;
-        let rows = stmt.query_map(params![query, limit as i64], |r| {
-            Ok(ChunkHit {
-                chunk_id: r.get(0)?,
-                document_id: r.get(1)?,
-                path: r.get(2)?,
-                page: r.get(3)?,
-                start_char: r.get(4)?,
-                end_char: r.get(5)?,
-                heading: r.get(6)?,
-                text: r.get(7)?,
-                score: -r.get::<_, f64>(8)?,
-            })
+        let rows = stmt.query_map(params![model, limit as i64], |r| {
+            let (heading, text): (String, String) = (r.get(1)?, r.get(2)?);
+            let text = if heading.is_empty() { text } else { format!("{heading}\n{text}") };
+            Ok(PendingChunk { chunk_id: r.get(0)?, text })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// How many chunks still need a vector from `model`.
+    pub fn count_chunks_without_vectors(&self, model: &str) -> Result<u64, DbError> {
+        let n: i64 = self.conn.query_row(
+            "SELECT COUNT(*) FROM chunks c
+             WHERE NOT EXISTS (SELECT 1 FROM chunk_vectors v WHERE v.chunk_id = c.id AND v.model = ?1)",
+            [model],
+            |r| r.get(0),
+        )?;
+        Ok(n as u64)
+    }
+
+    /// Store vectors made by `model`, in one transaction. A chunk removed
+    /// meanwhile (its file changed or was removed) is skipped.
+    pub fn store_vectors(&mut self, model: &str, vectors: &[(i64, Vec<u8>)]) -> Result<(), DbError> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut insert = tx.prepare(
+                "INSERT OR REPLACE INTO chunk_vectors (chunk_id, model, vector)
+                 SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM chunks WHERE id = ?1)",
+            )?;
+            for (id, blob) in vectors {
+                insert.execute(params![id, model, blob])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Forget vectors made by any model but `model` (after a switch of models).
+    pub fn drop_vectors_except(&mut self, model: &str) -> Result<u64, DbError> {
+        Ok(self.conn.execute("DELETE FROM chunk_vectors WHERE model != ?1", [model])? as u64)
+    }
+
+    /// Call `visit(chunk_id, vector_bytes)` for every vector of `model`.
+    pub fn each_vector(&self, model: &str, visit: &mut dyn FnMut(i64, &[u8])) -> Result<(), DbError> {
+        let mut stmt = self.conn.prepare_cached("SELECT chunk_id, vector FROM chunk_vectors WHERE model = ?1")?;
+        let mut rows = stmt.query([model])?;
+        while let Some(r) = rows.next()? {
+            let id: i64 = r.get(0)?;
+            let blob = r.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
+            visit(id, blob);
+        }
+        Ok(())
+    }
+
+    /// The chunks with these ids, each given its score, in the order given.
+    pub fn chunks_by_id(&self, scored: &[(i64, f64)]) -> Result<Vec<ChunkHit>, DbError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "{HIT_COLUMNS} FROM chunks c JOIN documents d ON d.id = c.document_id WHERE c.id = ?1"
+        ))?;
+        let mut out = Vec::with_capacity(scored.len());
+        for &(id, score) in scored {
+            if let Some(hit) = stmt.query_row([id], |r| chunk_hit(r, score)).optional()? {
+                out.push(hit);
+            }
+        }
+        Ok(out)
     }
 }
 

@@ -9,7 +9,7 @@
 
 mod docs;
 
-pub use docs::{ChunkHit, DocumentRow, NewChunk};
+pub use docs::{ChunkHit, DocumentRow, NewChunk, PendingChunk};
 
 use crate::engine::{BackendSpec, Role};
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
@@ -131,6 +131,14 @@ const MIGRATIONS: &[&str] = &[
      CREATE TRIGGER chunks_ad AFTER DELETE ON chunks BEGIN
         INSERT INTO chunks_fts(chunks_fts, rowid, text) VALUES ('delete', old.id, old.heading || char(10) || old.text);
      END;",
+    // 5: one vector per chunk for search by meaning, tagged with the model that made it
+    // (vectors of two models are never compared; switching models embeds again)
+    "CREATE TABLE chunk_vectors (
+        chunk_id INTEGER PRIMARY KEY REFERENCES chunks(id) ON DELETE CASCADE,
+        model TEXT NOT NULL,
+        vector BLOB NOT NULL
+     );
+     CREATE INDEX chunk_vectors_model ON chunk_vectors(model);",
 ];
 
 /// See [`Db::revision`].

@@ -8,13 +8,17 @@ use super::pending::{picked, Pending, Polled};
 use super::progress::GuiProgress;
 use super::services::{or_notice, Services};
 use super::widgets::{dropped_files, path_field, side_width};
+use crate::catalog::Catalog;
 use crate::db::{Db, DocumentRow};
+use crate::embed::Embedder;
 use crate::engine::{BackendSpec, Cancel};
-use crate::tasks::docs::{add_files, count, files_under, Added, DocAnswer};
+use crate::progress::{Progress, Silent};
+use crate::store::{FileState, Store};
+use crate::tasks::docs::{add_files, count, embed_pending, files_under, load_embedder, Added, DocAnswer, DocError};
 use eframe::egui;
 use egui_commonmark::{CommonMarkCache, CommonMarkViewer};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// The sample handbook, written out to the data folder when asked for.
 const HANDBOOK: &str = include_str!("../../assets/examples/handbook.md");
@@ -22,7 +26,52 @@ const HANDBOOK: &str = include_str!("../../assets/examples/handbook.md");
 struct Indexing {
     progress: Arc<GuiProgress>,
     cancel: Cancel,
-    result: Pending<Result<Vec<Added>, String>>,
+    result: Pending<Result<Indexed, String>>,
+}
+
+/// What an indexing job did: each file's outcome, and a line about the
+/// passages' vectors when something about them needs saying.
+struct Indexed {
+    added: Vec<Added>,
+    vectors: Option<String>,
+}
+
+/// The embedding model, loaded once by whichever job needs it first and
+/// shared by indexing and asking.
+type EmbedderSlot = Arc<Mutex<Option<Arc<Embedder>>>>;
+
+fn shared_embedder(
+    slot: &EmbedderSlot,
+    store: &Store,
+    catalog: &Catalog,
+    fetch: bool,
+    progress: &dyn Progress,
+    cancel: &Cancel,
+) -> Result<Option<Arc<Embedder>>, DocError> {
+    // A poisoned lock only means a job panicked while loading: load again.
+    let mut held = slot.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(e) = held.as_ref() {
+        return Ok(Some(e.clone()));
+    }
+    let loaded = load_embedder(store, catalog, fetch, progress, cancel)?.map(Arc::new);
+    held.clone_from(&loaded);
+    Ok(loaded)
+}
+
+/// Give the passages without vectors theirs; says why not when it could not.
+fn embed_all(
+    db: &mut Db,
+    slot: &EmbedderSlot,
+    store: &Store,
+    catalog: &Catalog,
+    progress: &dyn Progress,
+    cancel: &Cancel,
+) -> Option<String> {
+    let done = shared_embedder(slot, store, catalog, true, progress, cancel).and_then(|e| match e {
+        Some(e) => embed_pending(db, &e, progress, cancel).map(|_| ()),
+        None => Ok(()),
+    });
+    done.err().map(|e| format!("Search by meaning is off ({e}); keyword search works."))
 }
 
 #[derive(Default)]
@@ -42,6 +91,10 @@ pub struct DocumentsScreen {
     picking: Option<Pending<Option<PathBuf>>>,
     docs: Cached<crate::db::Revision, Vec<DocumentRow>>,
     md_cache: CommonMarkCache,
+    embedder: EmbedderSlot,
+    /// Whether passages left without vectors (the app was closed while
+    /// indexing) have been looked for since the screen opened.
+    resume_checked: bool,
 }
 
 impl DocumentsScreen {
@@ -62,14 +115,42 @@ impl DocumentsScreen {
                 return;
             }
         };
+        self.index(services, files);
+    }
+
+    /// Index `files`, then embed every passage still without a vector (with
+    /// no files: only that, to finish what a closed app left).
+    fn index(&mut self, services: &Services, files: Vec<PathBuf>) {
         let progress = Arc::new(GuiProgress::new(services.wake.clone()));
         let cancel = Cancel::new();
         let (p, c, data) = (progress.clone(), cancel.clone(), services.paths.clone());
+        let (store, catalog, slot) = (services.store(), services.catalog.clone(), self.embedder.clone());
         let result = Pending::spawn("duet-index", &services.wake, move || {
             let mut db = Db::open_default(&data).map_err(|e| e.to_string())?;
-            add_files(&mut db, &files, p.as_ref(), &c).map_err(|e| e.to_string())
+            let added = add_files(&mut db, &files, p.as_ref(), &c).map_err(|e| e.to_string())?;
+            let vectors =
+                if c.is_cancelled() { None } else { embed_all(&mut db, &slot, &store, &catalog, p.as_ref(), &c) };
+            Ok(Indexed { added, vectors })
         });
         self.indexing = Some(Indexing { progress, cancel, result });
+    }
+
+    /// Once per screen: finish embedding what a closed app left unembedded.
+    fn resume(&mut self, services: &Services) {
+        if self.resume_checked || self.indexing.is_some() {
+            return;
+        }
+        self.resume_checked = true;
+        let left = services
+            .catalog
+            .default_embedder()
+            .map(|e| services.db.count_chunks_without_vectors(&e.id).unwrap_or(0))
+            .unwrap_or(0);
+        let present =
+            services.catalog.default_embedder().is_some_and(|e| services.store().model_state(e) != FileState::Missing);
+        if left > 0 && present {
+            self.index(services, Vec::new());
+        }
     }
 
     /// Write the sample handbook to the data folder and add it.
@@ -106,9 +187,15 @@ impl DocumentsScreen {
             }
         };
         let (question, k, data) = (self.question.clone(), self.top_k.max(1), services.paths.clone());
+        let (store, catalog, slot) = (services.store(), services.catalog.clone(), self.embedder.clone());
         self.asking = Some(Pending::spawn("duet-docs-ask", &services.wake, move || {
             let db = Db::open_default(&data).map_err(|e| e.to_string())?;
-            crate::tasks::docs::ask(&db, backend.as_ref(), &question, k, 256, Cancel::new()).map_err(|e| e.to_string())
+            let cancel = Cancel::new();
+            // Not fetched on a question: without the model the search is by keywords.
+            let embedder =
+                shared_embedder(&slot, &store, &catalog, false, &Silent, &cancel).map_err(|e| e.to_string())?;
+            crate::tasks::docs::ask(&db, embedder.as_deref(), backend.as_ref(), &question, k, 256, cancel)
+                .map_err(|e| e.to_string())
         }));
     }
 
@@ -120,8 +207,8 @@ impl DocumentsScreen {
         if let Some(ix) = &self.indexing {
             match ix.result.poll() {
                 Polled::Waiting => {}
-                Polled::Ready(Ok(added)) => {
-                    self.outcomes = added.iter().map(outcome_line).collect();
+                Polled::Ready(Ok(done)) => {
+                    self.outcomes = done.added.iter().map(outcome_line).chain(done.vectors).collect();
                     self.indexing = None;
                 }
                 Polled::Ready(Err(e)) => {
@@ -160,6 +247,7 @@ impl DocumentsScreen {
             self.top_k = 4;
         }
         self.poll();
+        self.resume(services);
         let dropped: Vec<PathBuf> = dropped_files(ui);
         if !dropped.is_empty() {
             self.add(services, dropped);

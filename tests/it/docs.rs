@@ -2,7 +2,9 @@
 //! indexed, the parking question finds the parking passage first, and bad
 //! files and empty indexes get a sentence that says what to do.
 
-use crate::common::{default_model, duet, stderr, stdout};
+use crate::common::{default_model, duet, embedder, stderr, stdout};
+use duet::progress::{Cancel, Silent};
+use duet::tasks::docs::{search, Ranking};
 use std::path::Path;
 
 fn handbook() -> String {
@@ -82,4 +84,91 @@ fn bad_files_are_refused_with_a_reason_and_the_good_ones_still_go_in() {
     assert!(stdout(&o).contains("failed · ") && stdout(&o).contains("indexed"), "{}", stdout(&o));
     let o = duet(&["docs", "add", "/nonexistent/file.md"], home.path(), &[]);
     assert!(!o.status.success() && stderr(&o).contains("could not read /nonexistent/file.md"), "{}", stderr(&o));
+}
+
+fn handbook_db(dir: &Path) -> duet::db::Db {
+    let mut db = duet::db::Db::open(&dir.join("docs.sqlite3")).expect("db opens");
+    let files = duet::tasks::docs::files_under(&[handbook().into()]).expect("handbook is there");
+    duet::tasks::docs::add_files(&mut db, &files, &Silent, &Cancel::new()).expect("indexed");
+    db
+}
+
+#[test]
+fn a_question_in_other_words_finds_the_passage_by_meaning() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut db = handbook_db(dir.path());
+    let e = embedder();
+    duet::tasks::docs::embed_pending(&mut db, e, &Silent, &Cancel::new()).expect("embedded");
+    // No word of the question is in the parking passage but "staff".
+    let q = "Can staff leave their cars at the office?";
+    let hits = search(&db, Some(e), q, 3, Ranking::Vectors).expect("search");
+    assert_eq!(hits[0].heading, "Parking and getting to work", "{hits:#?}");
+    let hits = search(&db, Some(e), q, 3, Ranking::Hybrid).expect("search");
+    assert_eq!(hits[0].heading, "Parking and getting to work", "{hits:#?}");
+    let hits = search(&db, Some(e), "How many days of holiday do I get?", 3, Ranking::Hybrid).expect("search");
+    assert_eq!(hits[0].heading, "Holidays and leave", "{hits:#?}");
+    // Nothing about it, in words or meaning: nothing comes back to answer from.
+    assert!(search(&db, Some(e), "What is the capital of France?", 3, Ranking::Hybrid).expect("search").is_empty());
+}
+
+#[test]
+fn switching_the_embedding_model_embeds_again_and_never_mixes_vectors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut db = handbook_db(dir.path());
+    let e = embedder();
+    // Vectors from another model (of another size, even) as a switch leaves them.
+    let pending = db.chunks_without_vectors("old-model", 1000).expect("chunks");
+    let old: Vec<(i64, Vec<u8>)> = pending.iter().map(|p| (p.chunk_id, duet::embed::to_bytes(&[1.0; 8]))).collect();
+    db.store_vectors("old-model", &old).expect("stored");
+    assert_eq!(db.count_chunks_without_vectors(&e.model_id).expect("count"), pending.len() as u64);
+    let n = duet::tasks::docs::embed_pending(&mut db, e, &Silent, &Cancel::new()).expect("embedded");
+    assert_eq!(n, pending.len() as u64, "every passage embedded again");
+    assert_eq!(db.count_chunks_without_vectors("old-model").expect("count"), pending.len() as u64, "old ones gone");
+    assert_eq!(db.count_chunks_without_vectors(&e.model_id).expect("count"), 0);
+    let hits = search(&db, Some(e), "Is there parking for employees?", 1, Ranking::Vectors).expect("search");
+    assert_eq!(hits[0].heading, "Parking and getting to work");
+}
+
+#[test]
+fn a_killed_add_goes_on_where_it_stopped() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let files = tempfile::tempdir().expect("tempdir");
+    // About 120 passages: embedding them takes long enough to be interrupted.
+    let para = "The night shift checks the ovens, logs the temperatures and cleans the proving room before leaving. ";
+    let text: Vec<String> = (0..120).map(|i| format!("## Section {i}\n\n{}", para.repeat(9))).collect();
+    let big = files.path().join("procedures.md");
+    std::fs::write(&big, text.join("\n\n")).expect("write");
+    let big = big.display().to_string();
+    let db_path = home.path().join("data").join("duet.sqlite3");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_duet"))
+        .args(["docs", "add", &big])
+        .env("DUET_HOME", home.path())
+        .env("DUET_MODELS", crate::common::models_dir())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("duet starts");
+    let embedded = |db: &duet::db::Db| db.count_chunks_without_vectors("minilm-l6-v2").ok();
+    let mut left_at_kill = None;
+    for _ in 0..1200 {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let Ok(db) = duet::db::Db::open(&db_path) else { continue };
+        let total = db.documents().ok().and_then(|d| d.first().map(|d| d.chunks as u64)).unwrap_or(0);
+        if let Some(left) = embedded(&db).filter(|&l| total > 0 && l < total) {
+            child.kill().expect("killed");
+            left_at_kill = Some(left);
+            break;
+        }
+    }
+    let _ = child.wait();
+    let left_at_kill = left_at_kill.expect("the add was caught while embedding");
+    let o = duet(&["docs", "add", &big], home.path(), &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("unchanged"), "the file is not read again: {out}");
+    let again: u64 =
+        out.lines().find_map(|l| l.strip_prefix("embedded  ")?.split(' ').next()?.parse().ok()).unwrap_or(0);
+    assert!(again > 0 && again <= left_at_kill, "only what was left is embedded: {again} vs {left_at_kill} ({out})");
+    let db = duet::db::Db::open(&db_path).expect("db");
+    assert_eq!(embedded(&db), Some(0));
 }

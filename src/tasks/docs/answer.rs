@@ -5,8 +5,10 @@
 //! letting the model guess. Because a small model reads poorly, the sentences
 //! of the passages that best match the question are returned too.
 
+use super::search::{search, Ranking};
 use super::DocError;
 use crate::db::{ChunkHit, Db};
+use crate::embed::Embedder;
 use crate::engine::{Backend, Cancel, DataLocation, GenRequest, Message, SamplingParams};
 use serde::Serialize;
 
@@ -34,12 +36,13 @@ pub struct DocAnswer {
     pub location: DataLocation,
 }
 
-/// The `k` passages that best match `question`.
-pub fn retrieve(db: &Db, question: &str, k: usize) -> Result<Vec<ChunkHit>, DocError> {
+/// The `k` passages that best match `question` (by words and, with an
+/// embedder, by meaning).
+pub fn retrieve(db: &Db, embedder: Option<&Embedder>, question: &str, k: usize) -> Result<Vec<ChunkHit>, DocError> {
     if db.documents()?.iter().all(|d| d.chunks == 0) {
         return Err(DocError::NoDocuments);
     }
-    Ok(db.search_chunks(question, k.max(1))?)
+    search(db, embedder, question, k, Ranking::Hybrid)
 }
 
 /// The messages the backend gets: the instruction, then the numbered passages and the question.
@@ -55,6 +58,7 @@ pub fn prompt(question: &str, sources: &[ChunkHit]) -> Vec<Message> {
 /// Ask `backend` about `question`, answering from the passages found.
 pub fn ask(
     db: &Db,
+    embedder: Option<&Embedder>,
     backend: &dyn Backend,
     question: &str,
     k: usize,
@@ -64,7 +68,7 @@ pub fn ask(
     if question.trim().is_empty() {
         return Err(DocError::EmptyQuestion);
     }
-    let sources = retrieve(db, question, k)?;
+    let sources = retrieve(db, embedder, question, k)?;
     let location = backend.data_location();
     if sources.is_empty() {
         let answer = NOT_FOUND.to_string();

@@ -4,19 +4,48 @@
 //! unless the person picks a cloud backend to answer.
 //!
 //! `read` turns a file into text, `chunk` cuts it into passages, `index`
-//! keeps them in the database (keyword search with BM25), `answer` finds the
-//! passages for a question and asks a backend. No window or terminal here.
+//! keeps them in the database (keyword search with BM25), `vectors` gives
+//! each passage a vector (search by meaning), `search` fuses the two
+//! rankings, `answer` asks a backend with the passages found. No window or
+//! terminal here.
 
 mod answer;
 mod chunk;
 mod index;
 mod read;
+mod search;
+mod vectors;
 
 pub use super::count;
 pub use answer::{ask, best_sentences, citations, prompt, retrieve, DocAnswer, NOT_FOUND};
 pub use chunk::{chunk_page, TARGET_CHARS};
 pub use index::{add_files, files_under, Added};
 pub use read::{read_text, ReadText, EXTENSIONS, MAX_FILE_BYTES};
+pub use search::{fuse, nearest, search, Ranking, MIN_COSINE};
+pub use vectors::embed_pending;
+
+use crate::catalog::Catalog;
+use crate::embed::Embedder;
+use crate::progress::{Cancel, Progress};
+use crate::store::{FileState, Store};
+
+/// Load the catalog's embedding model, fetching it first when `fetch` is set
+/// and it is missing. `Ok(None)` when it is not here and may not be fetched:
+/// search then runs on keywords alone.
+pub fn load_embedder(
+    store: &Store,
+    catalog: &Catalog,
+    fetch: bool,
+    progress: &dyn Progress,
+    cancel: &Cancel,
+) -> Result<Option<Embedder>, DocError> {
+    let Some(entry) = catalog.default_embedder() else { return Ok(None) };
+    if !fetch && store.model_state(entry) == FileState::Missing {
+        return Ok(None);
+    }
+    let dir = store.ensure(entry, progress, cancel)?;
+    Ok(Some(Embedder::load(entry, &dir)?))
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum DocError {
@@ -38,4 +67,8 @@ pub enum DocError {
     Db(#[from] crate::db::DbError),
     #[error(transparent)]
     Gen(#[from] crate::engine::GenError),
+    #[error(transparent)]
+    Embed(#[from] crate::embed::EmbedError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
 }
