@@ -89,6 +89,11 @@ impl Embedder {
         Ok(out)
     }
 
+    /// The tokens the model reads of `text` (after truncation).
+    pub fn count_tokens(&self, text: &str) -> usize {
+        self.tokenizer.encode(text, true).map(|e| e.get_ids().len()).unwrap_or(0)
+    }
+
     /// One vector for one text (a question).
     pub fn embed_one(&self, text: &str) -> Result<Vec<f32>, EmbedError> {
         Ok(self.embed(&[text], &mut |_| {})?.pop().unwrap_or_default())

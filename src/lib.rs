@@ -9,6 +9,7 @@ pub mod config;
 pub mod db;
 pub mod embed;
 pub mod engine;
+pub mod guard;
 pub mod progress;
 pub mod secret;
 pub mod server;

@@ -23,9 +23,25 @@ pub struct BenchArgs {
     pub no_classify: bool,
     #[arg(long)]
     pub json: bool,
+    /// Measure Documents instead: index the files of DIR (in memory) and ask
+    /// the questions of --questions by keywords, vectors and both.
+    #[arg(long, value_name = "DIR", requires = "questions")]
+    pub docs: Option<PathBuf>,
+    /// JSONL: {"id", "question", "answer" (text the right passage contains), "split"}.
+    #[arg(long, value_name = "FILE")]
+    pub questions: Option<PathBuf>,
+    /// Which questions: tune, holdout or all.
+    #[arg(long, default_value = "holdout")]
+    pub split: String,
+    /// Also time vector search over this many synthetic passages.
+    #[arg(long, default_value_t = 0)]
+    pub docs_scale: usize,
 }
 
 pub fn bench(store: &Store, catalog: &Catalog, a: BenchArgs) -> Result<()> {
+    if let (Some(dir), Some(questions)) = (&a.docs, &a.questions) {
+        return bench_docs(store, catalog, dir, questions, &a);
+    }
     if a.reps == 0 {
         bail!("-r must be at least 1");
     }
@@ -51,6 +67,22 @@ pub fn bench(store: &Store, catalog: &Catalog, a: BenchArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print!("{}", crate::bench::render(&report));
+    }
+    Ok(())
+}
+
+fn bench_docs(store: &Store, catalog: &Catalog, dir: &Path, questions: &Path, a: &BenchArgs) -> Result<()> {
+    let questions = crate::bench::docs::read_questions(questions, &a.split).map_err(anyhow::Error::msg)?;
+    let bar = TerminalBar::new();
+    let Some(embedder) = crate::tasks::docs::load_embedder(store, catalog, true, &bar, &Cancel::new())? else {
+        bail!("the catalog has no embedding model");
+    };
+    let report = crate::bench::docs::run(dir, &questions, &a.split, &embedder, a.docs_scale, &bar)
+        .map_err(anyhow::Error::msg)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", crate::bench::docs::render(&report));
     }
     Ok(())
 }

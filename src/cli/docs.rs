@@ -3,11 +3,13 @@
 
 use super::*;
 use crate::db::Db;
-use crate::tasks::docs::{add_files, count, embed_pending, files_under, load_embedder, retrieve, Added, DocAnswer};
+use crate::tasks::docs::{
+    add_files, count, embed_pending, files_under, load_embedder, retrieve, Added, DocAnswer, KINDS,
+};
 
 #[derive(Subcommand, Debug)]
 pub enum DocsCommand {
-    /// Index files or whole folders (.txt, .md, .html); unchanged files are skipped.
+    /// Index files or whole folders (.txt, .md, .html, .pdf, .docx); unchanged files are skipped.
     Add {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
@@ -54,17 +56,11 @@ pub fn docs(store: &Store, catalog: &Catalog, c: DocsCommand) -> Result<()> {
 fn add(store: &Store, catalog: &Catalog, db: &mut Db, paths: &[PathBuf]) -> Result<()> {
     let files = files_under(paths)?;
     if files.is_empty() {
-        bail!("no .txt, .md or .html files there; give files, or folders that hold some");
+        bail!("no {KINDS} files there; give files, or folders that hold some");
     }
     let bar = TerminalBar::new();
     let cancel = &interrupt().0;
     let outcomes = add_files(db, &files, &bar, cancel)?;
-    if !cancel.is_cancelled() {
-        embed(store, catalog, db, &bar, cancel)?;
-    }
-    if cancel.is_cancelled() {
-        bail!("stopped; run the same command to go on (finished files and passages are kept)");
-    }
     let mut failed = 0;
     for o in &outcomes {
         match o {
@@ -83,6 +79,12 @@ fn add(store: &Store, catalog: &Catalog, db: &mut Db, paths: &[PathBuf]) -> Resu
                 eprintln!("failed    {why}");
             }
         }
+    }
+    if !cancel.is_cancelled() {
+        embed(store, catalog, db, &bar, cancel)?;
+    }
+    if cancel.is_cancelled() {
+        bail!("stopped; run the same command to go on (finished files and passages are kept)");
     }
     match (failed, files.len()) {
         (0, _) => {}

@@ -14,7 +14,9 @@ use crate::embed::Embedder;
 use crate::engine::{BackendSpec, Cancel};
 use crate::progress::{Progress, Silent};
 use crate::store::{FileState, Store};
-use crate::tasks::docs::{add_files, count, embed_pending, files_under, load_embedder, Added, DocAnswer, DocError};
+use crate::tasks::docs::{
+    add_files, count, embed_pending, files_under, load_embedder, Added, DocAnswer, DocError, KINDS,
+};
 use eframe::egui;
 use egui_commonmark::{CommonMarkCache, CommonMarkViewer};
 use std::path::PathBuf;
@@ -106,7 +108,7 @@ impl DocumentsScreen {
         self.error = None;
         let files = match files_under(&paths) {
             Ok(f) if f.is_empty() => {
-                self.error = Some("No .txt, .md or .html files there.".into());
+                self.error = Some(format!("No {KINDS} files there."));
                 return;
             }
             Ok(f) => f,
@@ -261,7 +263,7 @@ impl DocumentsScreen {
 
     fn files_ui(&mut self, ui: &mut egui::Ui, services: &mut Services) {
         ui.heading("Documents");
-        ui.label("Add .txt, .md or .html files (or a folder of them). They are indexed on this computer.");
+        ui.label(format!("Add {KINDS} files (or a folder of them). They are indexed on this computer."));
         ui.horizontal(|ui| {
             if ui.button("Choose a file…").clicked() && self.picking.is_none() {
                 self.picking = Some(services.open_dialog("Documents", crate::tasks::docs::EXTENSIONS));

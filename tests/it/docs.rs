@@ -172,3 +172,86 @@ fn a_killed_add_goes_on_where_it_stopped() {
     let db = duet::db::Db::open(&db_path).expect("db");
     assert_eq!(embedded(&db), Some(0));
 }
+
+/// A small PDF whose pages hold these content streams (Helvetica as /F1).
+fn pdf(pages: &[&str]) -> Vec<u8> {
+    let mut objects = vec![
+        "<< /Type /Catalog /Pages 2 0 R >>".to_string(),
+        format!(
+            "<< /Type /Pages /Kids [{}] /Count {} >>",
+            (0..pages.len()).map(|i| format!("{} 0 R", 4 + 2 * i)).collect::<Vec<_>>().join(" "),
+            pages.len()
+        ),
+        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".to_string(),
+    ];
+    for (i, content) in pages.iter().enumerate() {
+        objects.push(format!(
+            "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >> /Contents {} 0 R >>",
+            5 + 2 * i
+        ));
+        objects.push(format!("<< /Length {} >>\nstream\n{content}\nendstream", content.len()));
+    }
+    let mut out = "%PDF-1.4\n".to_string();
+    let mut offsets = Vec::new();
+    for (n, o) in objects.iter().enumerate() {
+        offsets.push(out.len());
+        out.push_str(&format!("{} 0 obj\n{o}\nendobj\n", n + 1));
+    }
+    let xref = out.len();
+    out.push_str(&format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1));
+    for o in offsets {
+        out.push_str(&format!("{o:010} 00000 n \n"));
+    }
+    out.push_str(&format!("trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n", objects.len() + 1));
+    out.into_bytes()
+}
+
+fn shown(text: &str) -> String {
+    format!("BT /F1 12 Tf 72 720 Td ({text}) Tj ET")
+}
+
+/// A Word file with a heading and a paragraph.
+fn docx(heading: &str, body: &str) -> Vec<u8> {
+    let xml = format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?><w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"><w:body><w:p><w:pPr><w:pStyle w:val="Heading1"/></w:pPr><w:r><w:t>{heading}</w:t></w:r></w:p><w:p><w:r><w:t>{body}</w:t></w:r></w:p></w:body></w:document>"#
+    );
+    let mut buf = std::io::Cursor::new(Vec::new());
+    let mut z = zip::ZipWriter::new(&mut buf);
+    z.start_file("word/document.xml", zip::write::SimpleFileOptions::default()).expect("zip entry");
+    std::io::Write::write_all(&mut z, xml.as_bytes()).expect("zip write");
+    z.finish().expect("zip finish");
+    buf.into_inner()
+}
+
+#[test]
+fn pdf_and_word_files_are_read_and_bad_pdfs_say_which_page() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let files = tempfile::tempdir().expect("tempdir");
+    let dir = files.path();
+    let write = |name: &str, bytes: &[u8]| std::fs::write(dir.join(name), bytes).expect("write");
+    write("a-policy.pdf", &pdf(&[&shown("Visitors sign in at the front desk."), &shown("Night staff lock the gate.")]));
+    // Page 2 uses a font the page never defines: the PDF reader panics on it.
+    write("b-damaged.pdf", &pdf(&[&shown("The loading bay opens at six."), "BT /F9 12 Tf 72 720 Td (x) Tj ET"]));
+    write("c-scanned.pdf", &pdf(&["q 100 0 0 100 0 0 cm Q", "q Q"]));
+    write("d-broken.pdf", b"%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 9 0 R >> garbage");
+    write("e-rota.docx", &docx("Weekend rota", "Bakers on the weekend rota get Monday off."));
+    let o = duet(&["docs", "add", &dir.display().to_string()], home.path(), &[]);
+    let (out, err) = (stdout(&o), stderr(&o));
+    assert!(out.contains("a-policy.pdf: 2 pages, "), "{out}{err}");
+    assert!(
+        out.contains("b-damaged.pdf: 2 pages") && out.contains("couldn't read page 2 of b-damaged.pdf"),
+        "the good page goes in, the bad one is named: {out}{err}"
+    );
+    assert!(err.contains("c-scanned.pdf has no text layer"), "{err}");
+    assert!(err.contains("could not read") && err.contains("d-broken.pdf: it is not a PDF"), "{err}");
+    assert!(out.contains("e-rota.docx: 1 page, 1 passage"), "{out}{err}");
+    assert!(!err.contains("panicked"), "no panic text reaches the person: {err}");
+    let o = duet(&["docs", "ask", "When do visitors sign in?", "--json", "--max-tokens", "1"], home.path(), &[]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("json");
+    let first = &v["sources"][0];
+    assert!(first["text"].as_str().is_some_and(|t| t.contains("front desk")), "{v}");
+    assert!(first["path"].as_str().is_some_and(|p| p.ends_with("a-policy.pdf")) && first["page"] == 1, "{first}");
+    let o = duet(&["docs", "ask", "Who gets Monday off?", "--json", "--max-tokens", "1"], home.path(), &[]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("json");
+    assert_eq!(v["sources"][0]["heading"], "Weekend rota", "{v}");
+}

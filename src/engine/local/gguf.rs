@@ -3,6 +3,7 @@
 //! Everything that decides *how* to run a file (architecture, tokenizer,
 //! template, context length) comes from here, so a single `.gguf` is a whole model.
 
+use crate::guard::quietly;
 use candle_core::quantized::gguf_file::{Content, Value};
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
@@ -136,28 +137,6 @@ fn tensor_end(content: &Content, t: &candle_core::quantized::gguf_file::TensorIn
     }
     let bytes = (elems / block).checked_mul(t.ggml_dtype.type_size() as u64)?;
     content.tensor_data_offset.checked_add(t.offset)?.checked_add(bytes)
-}
-
-thread_local! {
-    static QUIET: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// Run `f`, turning a panic into `Err` without printing it: panic text never
-/// reaches the person. Panics elsewhere print as before.
-fn quietly<T>(f: impl FnOnce() -> T) -> std::thread::Result<T> {
-    static HOOK: std::sync::Once = std::sync::Once::new();
-    HOOK.call_once(|| {
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if !QUIET.with(|q| q.get()) {
-                previous(info);
-            }
-        }));
-    });
-    QUIET.with(|q| q.set(true));
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
-    QUIET.with(|q| q.set(false));
-    result
 }
 
 fn value_u32(v: &Value) -> Option<u32> {

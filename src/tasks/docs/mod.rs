@@ -11,7 +11,9 @@
 
 mod answer;
 mod chunk;
+mod docx;
 mod index;
+mod pdf;
 mod read;
 mod search;
 mod vectors;
@@ -20,7 +22,7 @@ pub use super::count;
 pub use answer::{ask, best_sentences, citations, prompt, retrieve, DocAnswer, NOT_FOUND};
 pub use chunk::{chunk_page, TARGET_CHARS};
 pub use index::{add_files, files_under, Added};
-pub use read::{read_text, ReadText, EXTENSIONS, MAX_FILE_BYTES};
+pub use read::{read_text, ReadText, EXTENSIONS, KINDS, MAX_FILE_BYTES};
 pub use search::{fuse, nearest, search, Ranking, MIN_COSINE};
 pub use vectors::embed_pending;
 
@@ -49,14 +51,18 @@ pub fn load_embedder(
 
 #[derive(Debug, thiserror::Error)]
 pub enum DocError {
-    #[error("no documents are added yet. Add some first: duet docs add FILE_OR_FOLDER (txt, md or html)")]
+    #[error("no documents are added yet. Add some first: duet docs add FILE_OR_FOLDER (txt, md, html, pdf or docx)")]
     NoDocuments,
     #[error("the question is empty; ask something about your documents")]
     EmptyQuestion,
     #[error("could not read {0}: {1}")]
     Open(String, String),
-    #[error("{path} is not a .txt, .md or .html file; duet reads those (PDF and Word files are planned)")]
+    #[error("{path} is not a .txt, .md, .html, .pdf or .docx file; duet reads those")]
     Unsupported { path: String, ext: String },
+    #[error("could not read {path}: {why}")]
+    Unreadable { path: String, why: String },
+    #[error("{0} has no text layer (scanned pages are images); duet reads text, so run it through OCR first")]
+    NoTextLayer(String),
     #[error("{0} looks like a binary file, not text; nothing was indexed")]
     Binary(String),
     #[error("{0} has no text to index")]

@@ -1,6 +1,6 @@
 //! A file's text, page by page: plain text and Markdown as they are, HTML
-//! without its tags. Anything that is not text is refused with a sentence,
-//! never guessed at.
+//! without its tags, PDF and Word through their own readers (`pdf`, `docx`).
+//! Anything else is refused with a sentence, never guessed at.
 
 use super::DocError;
 use crate::tasks::input::{decode, looks_binary};
@@ -10,7 +10,10 @@ use std::path::Path;
 pub const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
 
 /// The extensions duet reads.
-pub const EXTENSIONS: &[&str] = &["txt", "text", "md", "markdown", "html", "htm"];
+pub const EXTENSIONS: &[&str] = &["txt", "text", "md", "markdown", "html", "htm", "pdf", "docx"];
+
+/// The same, as a person reads it in a message.
+pub const KINDS: &str = ".txt, .md, .html, .pdf or .docx";
 
 /// A file's pages (one, unless the text has form feeds) and what to tell the
 /// person about how it was read.
@@ -26,6 +29,11 @@ pub fn read_text(path: &Path, bytes: &[u8]) -> Result<ReadText, DocError> {
     let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).unwrap_or_default();
     if !EXTENSIONS.contains(&ext.as_str()) {
         return Err(DocError::Unsupported { path: shown, ext });
+    }
+    match ext.as_str() {
+        "pdf" => return super::pdf::read_pdf(&shown, bytes),
+        "docx" => return super::docx::read_docx(&shown, bytes),
+        _ => {}
     }
     if looks_binary(bytes) {
         return Err(DocError::Binary(shown));
@@ -94,7 +102,7 @@ mod tests {
         assert!(!r.pages[0].contains("x()"));
         assert!(matches!(read_text(Path::new("a.txt"), b"\x7fELF\x02\x01\x00\x00"), Err(DocError::Binary(_))));
         assert!(matches!(read_text(Path::new("a.txt"), b"  \n\n "), Err(DocError::Empty(_))));
-        assert!(matches!(read_text(Path::new("a.pdf"), b"%PDF-1.4"), Err(DocError::Unsupported { .. })));
+        assert!(matches!(read_text(Path::new("a.doc"), b"\xd0\xcf"), Err(DocError::Unsupported { .. })));
         let latin = read_text(Path::new("a.txt"), b"caf\xe9 au lait").unwrap();
         assert_eq!(latin.pages, vec!["café au lait"]);
         assert!(latin.note.contains("Windows-1252"));
