@@ -11,6 +11,7 @@ mod cli;
 mod cloud;
 mod compare;
 mod docs;
+mod embed;
 mod engine;
 mod golden;
 mod gui;
