@@ -87,6 +87,11 @@ pub struct DocumentsScreen {
     indexing: Option<Indexing>,
     asking: Option<Pending<Result<DocAnswer, String>>>,
     pub answer: Option<DocAnswer>,
+    /// The passage opened from a citation (0-based), shown with its best sentence highlighted.
+    pub opened: Option<usize>,
+    /// Set when `opened` changed: the next frame opens that passage (and
+    /// closes the others) once, then the person may fold them as they like.
+    open_now: bool,
     /// What the last add did, one line per file.
     pub outcomes: Vec<String>,
     pub error: Option<String>,
@@ -228,7 +233,12 @@ impl DocumentsScreen {
                 Polled::Waiting => {}
                 Polled::Ready(r) => {
                     match r {
-                        Ok(answer) => self.answer = Some(answer),
+                        Ok(answer) => {
+                            // The first passage cited (or found) is open to begin with.
+                            self.opened = Some(answer.cited.first().map_or(0, |n| n - 1));
+                            self.open_now = true;
+                            self.answer = Some(answer);
+                        }
                         Err(e) => self.error = Some(e),
                     }
                     self.asking = None;
@@ -354,30 +364,80 @@ impl DocumentsScreen {
                 format!("Careful: the answer cites {}, but no such passage was given to the model.", list.join(", ")),
             );
         }
+        if !a.sources.is_empty() {
+            ui.horizontal_wrapped(|ui| {
+                ui.label("Sources:");
+                for (i, s) in a.sources.iter().enumerate() {
+                    let cited = if a.cited.contains(&(i + 1)) { " (cited)" } else { "" };
+                    if ui.link(format!("[{}] {}, page {}{cited}", i + 1, file_name(&s.path), s.page)).clicked() {
+                        self.opened = Some(i);
+                        self.open_now = true;
+                    }
+                }
+            });
+        }
         if !a.extract.is_empty() {
             ui.add_space(6.0);
             ui.strong("From your documents");
             for (n, sentence) in &a.extract {
-                ui.label(format!("[{n}] {sentence}"));
+                if ui.link(format!("[{n}] {sentence}")).on_hover_text("Show this passage").clicked() {
+                    self.opened = Some(n - 1);
+                    self.open_now = true;
+                }
             }
         }
         if !a.sources.is_empty() {
             ui.add_space(6.0);
             ui.strong(format!("Passages ({})", a.location));
+            let (opened, open_now) = (self.opened, std::mem::take(&mut self.open_now));
             for (i, s) in a.sources.iter().enumerate() {
-                let file = std::path::Path::new(&s.path).file_name().map(|n| n.to_string_lossy().into_owned());
                 let cited = if a.cited.contains(&(i + 1)) { " · cited" } else { "" };
-                let title =
-                    format!("[{}] {} · page {} · {}{cited}", i + 1, file.unwrap_or_default(), s.page, s.heading);
-                egui::CollapsingHeader::new(title).id_salt(("passage", i)).default_open(i == 0).show(ui, |ui| {
-                    // Lines wrapped in the file are joined; paragraphs stay apart.
-                    let paragraphs: Vec<String> = s.text.split("\n\n").map(|p| p.replace('\n', " ")).collect();
-                    ui.label(paragraphs.join("\n\n"));
-                    ui.weak(format!("{} · characters {}–{}", s.path, s.start_char, s.end_char));
+                let title = format!("[{}] {} · page {} · {}{cited}", i + 1, file_name(&s.path), s.page, s.heading);
+                // The sentence that best answers the question, highlighted in its passage.
+                let best = a.extract.iter().find(|(n, _)| *n == i + 1).map(|(_, t)| t.as_str());
+                let header = egui::CollapsingHeader::new(title).id_salt(("passage", i));
+                let header = if open_now { header.open(Some(opened == Some(i))) } else { header };
+                let shown = header.show(ui, |ui| {
+                    ui.label(highlighted(ui, &s.text, best));
+                    ui.weak(format!("{} · page {} · characters {}–{}", s.path, s.page, s.start_char, s.end_char));
                 });
+                if open_now && opened == Some(i) {
+                    shown.header_response.scroll_to_me(Some(egui::Align::TOP));
+                }
             }
         }
     }
+}
+
+fn file_name(path: &str) -> String {
+    std::path::Path::new(path).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+/// A passage as it reads (lines wrapped in the file joined, paragraphs kept
+/// apart) with `sentence` on a highlighted background where it occurs.
+fn highlighted(ui: &egui::Ui, text: &str, sentence: Option<&str>) -> egui::text::LayoutJob {
+    let paragraphs: Vec<String> = text.split("\n\n").map(|p| p.replace('\n', " ")).collect();
+    let text = paragraphs.join("\n\n");
+    let plain = egui::TextFormat {
+        font_id: egui::TextStyle::Body.resolve(ui.style()),
+        color: ui.visuals().text_color(),
+        ..Default::default()
+    };
+    let marked = egui::TextFormat {
+        background: ui.visuals().selection.bg_fill,
+        color: ui.visuals().strong_text_color(),
+        ..plain.clone()
+    };
+    let mut job = egui::text::LayoutJob::default();
+    match sentence.and_then(|s| text.find(s).map(|at| (at, at + s.len()))) {
+        Some((start, end)) => {
+            job.append(&text[..start], 0.0, plain.clone());
+            job.append(&text[start..end], 0.0, marked);
+            job.append(&text[end..], 0.0, plain);
+        }
+        None => job.append(&text, 0.0, plain),
+    }
+    job
 }
 
 fn outcome_line(a: &Added) -> String {

@@ -288,6 +288,17 @@ fn documents_add_the_sample_handbook_and_answer_from_its_parking_passage() {
     shown(&h, "Employees may park for free");
     shown(&h, "Passages (on this computer)");
     shown(&h, "Parking and getting to work");
+    // A citation opens its passage, file and page named.
+    let last = answer.sources.len();
+    let link = format!("[{last}] handbook.md, page 1");
+    h.query_all_by_label_contains(&link).next().expect("a link per passage").click();
+    h.step();
+    h.step();
+    assert_eq!(h.state().documents.opened, Some(last - 1));
+    let passage = &answer.sources[last - 1];
+    let words: String = passage.text.split_whitespace().take(6).collect::<Vec<_>>().join(" ");
+    shown(&h, &words);
+    shown(&h, &format!("{} · page 1 · characters {}–{}", passage.path, passage.start_char, passage.end_char));
 }
 
 #[test]
