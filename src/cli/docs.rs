@@ -4,7 +4,8 @@
 use super::*;
 use crate::db::Db;
 use crate::tasks::docs::{
-    add_files, count, embed_pending, files_under, load_embedder, retrieve, Added, DocAnswer, KINDS,
+    add_files, canonical_folder, count, embed_pending, files_under, load_embedder, refresh, retrieve, watch, Added,
+    DocAnswer, KINDS,
 };
 
 #[derive(Subcommand, Debug)]
@@ -13,6 +14,17 @@ pub enum DocsCommand {
     Add {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+        /// Keep these folders in step: files added, changed or deleted there
+        /// are indexed or dropped by `duet docs watch` and while the app is open.
+        #[arg(long)]
+        watch: bool,
+    },
+    /// Bring the watched folders up to date, then follow their changes until Ctrl-C.
+    Watch,
+    /// Stop watching folders (their documents stay; `duet docs rm` removes those).
+    Unwatch {
+        #[arg(required = true)]
+        folders: Vec<PathBuf>,
     },
     /// Every added document: pages, passages, and what went wrong if anything did.
     List,
@@ -46,7 +58,28 @@ pub struct DocsAskArgs {
 pub fn docs(store: &Store, catalog: &Catalog, c: DocsCommand) -> Result<()> {
     let mut db = Db::open_default(store.paths())?;
     match c {
-        DocsCommand::Add { paths } => add(store, catalog, &mut db, &paths),
+        DocsCommand::Add { paths, watch } => {
+            if watch {
+                for p in &paths {
+                    let folder = canonical_folder(p)?;
+                    if db.watch_folder(&folder)? {
+                        println!("watching  {folder}");
+                    }
+                }
+            }
+            add(store, catalog, &mut db, &paths)
+        }
+        DocsCommand::Watch => follow(store, catalog, &mut db),
+        DocsCommand::Unwatch { folders } => {
+            for f in &folders {
+                let folder = canonical_folder(f).unwrap_or_else(|_| f.display().to_string());
+                if !db.unwatch_folder(&folder)? {
+                    bail!("{folder} is not watched; `duet docs list` shows the watched folders");
+                }
+                println!("no longer watching {folder}");
+            }
+            Ok(())
+        }
         DocsCommand::List => list(&db),
         DocsCommand::Rm { documents } => rm(&mut db, &documents),
         DocsCommand::Ask(a) => ask(store, catalog, &db, a),
@@ -61,8 +94,62 @@ fn add(store: &Store, catalog: &Catalog, db: &mut Db, paths: &[PathBuf]) -> Resu
     let bar = TerminalBar::new();
     let cancel = &interrupt().0;
     let outcomes = add_files(db, &files, &bar, cancel)?;
+    let failed = print_outcomes(&outcomes);
+    if !cancel.is_cancelled() {
+        embed(store, catalog, db, &bar, cancel)?;
+    }
+    if cancel.is_cancelled() {
+        bail!("stopped; run the same command to go on (finished files and passages are kept)");
+    }
+    match (failed, files.len()) {
+        (0, _) => {}
+        (1, 1) => bail!("the file could not be indexed (see above)"),
+        (f, n) if f == n => bail!("none of the {n} files could be indexed (see above)"),
+        (f, n) => bail!("{f} of {n} files could not be indexed (see above); the others were"),
+    }
+    Ok(())
+}
+
+/// Refresh the watched folders, then again after each change (a second
+/// after the last of a burst), until Ctrl-C.
+fn follow(store: &Store, catalog: &Catalog, db: &mut Db) -> Result<()> {
+    let folders = db.watched_folders()?;
+    if folders.is_empty() {
+        bail!("no folder is watched; add one with: duet docs add --watch FOLDER");
+    }
+    let bar = TerminalBar::new();
+    let cancel = &interrupt().0;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let _watcher = watch(&folders, move || {
+        let _ = tx.send(());
+    })
+    .map_err(|e| anyhow::anyhow!("could not watch the folders: {e}"))?;
+    eprintln!("watching {} (Ctrl-C stops)", folders.join(", "));
+    loop {
+        let done = refresh(db, &bar, cancel)?;
+        let (changed, removed) = (done.added.iter().filter(|a| !matches!(a, Added::Unchanged { .. })), &done.removed);
+        print_outcomes(&changed.cloned().collect::<Vec<_>>());
+        for r in removed {
+            println!("removed   {r} (the file is gone)");
+        }
+        embed(store, catalog, db, &bar, cancel)?;
+        // Wait for a change, then for the burst to settle; Ctrl-C ends the wait.
+        loop {
+            if cancel.is_cancelled() {
+                return Ok(());
+            }
+            if rx.recv_timeout(std::time::Duration::from_millis(200)).is_ok() {
+                while rx.recv_timeout(std::time::Duration::from_secs(1)).is_ok() {}
+                break;
+            }
+        }
+    }
+}
+
+/// One line per file; returns how many failed.
+fn print_outcomes(outcomes: &[Added]) -> usize {
     let mut failed = 0;
-    for o in &outcomes {
+    for o in outcomes {
         match o {
             Added::Indexed { path, pages, chunks, note } => {
                 let note = if note.is_empty() { String::new() } else { format!(" ({note})") };
@@ -80,19 +167,7 @@ fn add(store: &Store, catalog: &Catalog, db: &mut Db, paths: &[PathBuf]) -> Resu
             }
         }
     }
-    if !cancel.is_cancelled() {
-        embed(store, catalog, db, &bar, cancel)?;
-    }
-    if cancel.is_cancelled() {
-        bail!("stopped; run the same command to go on (finished files and passages are kept)");
-    }
-    match (failed, files.len()) {
-        (0, _) => {}
-        (1, 1) => bail!("the file could not be indexed (see above)"),
-        (f, n) if f == n => bail!("none of the {n} files could be indexed (see above)"),
-        (f, n) => bail!("{f} of {n} files could not be indexed (see above); the others were"),
-    }
-    Ok(())
+    failed
 }
 
 /// Give every passage without one a vector, so questions find passages by
@@ -116,6 +191,9 @@ fn list(db: &Db) -> Result<()> {
     let docs = db.documents()?;
     if docs.is_empty() {
         println!("No documents yet. Add some: duet docs add FILE_OR_FOLDER");
+    }
+    for f in db.watched_folders()? {
+        println!("watching  {f}");
     }
     for d in docs {
         let note = if d.note.is_empty() { String::new() } else { format!(" · {}", d.note) };

@@ -254,6 +254,28 @@ impl Db {
     }
 }
 
+impl Db {
+    /// Keep `path` (a folder, canonical) in step with the index. False when it already was.
+    pub fn watch_folder(&mut self, path: &str) -> Result<bool, DbError> {
+        let n = self.conn.execute(
+            "INSERT OR IGNORE INTO watched_folders (path, added_at) VALUES (?1, ?2)",
+            params![path, now_s()],
+        )?;
+        Ok(n > 0)
+    }
+
+    /// Stop watching `path`; its documents stay. False when it was not watched.
+    pub fn unwatch_folder(&mut self, path: &str) -> Result<bool, DbError> {
+        Ok(self.conn.execute("DELETE FROM watched_folders WHERE path = ?1", [path])? > 0)
+    }
+
+    pub fn watched_folders(&self) -> Result<Vec<String>, DbError> {
+        let mut stmt = self.conn.prepare("SELECT path FROM watched_folders ORDER BY path")?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
 /// A question as an FTS5 query: any of its content words (BM25 ranks the
 /// chunks that have more, and rarer, of them first). Words too common to
 /// tell passages apart are left out; every word is quoted, so no text is

@@ -139,6 +139,11 @@ const MIGRATIONS: &[&str] = &[
         vector BLOB NOT NULL
      );
      CREATE INDEX chunk_vectors_model ON chunk_vectors(model);",
+    // 6: folders kept in step with the index (new and changed files added, removed ones dropped)
+    "CREATE TABLE watched_folders (
+        path TEXT PRIMARY KEY,
+        added_at INTEGER NOT NULL
+     );",
 ];
 
 /// See [`Db::revision`].

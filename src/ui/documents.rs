@@ -15,12 +15,14 @@ use crate::engine::{BackendSpec, Cancel};
 use crate::progress::{Progress, Silent};
 use crate::store::{FileState, Store};
 use crate::tasks::docs::{
-    add_files, count, embed_pending, files_under, load_embedder, Added, DocAnswer, DocError, KINDS,
+    add_files, canonical_folder, count, embed_pending, files_under, load_embedder, refresh, watch, Added, DocAnswer,
+    DocError, KINDS,
 };
 use eframe::egui;
 use egui_commonmark::{CommonMarkCache, CommonMarkViewer};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// The sample handbook, written out to the data folder when asked for.
 const HANDBOOK: &str = include_str!("../../assets/examples/handbook.md");
@@ -35,6 +37,8 @@ struct Indexing {
 /// passages' vectors when something about them needs saying.
 struct Indexed {
     added: Vec<Added>,
+    /// Documents dropped because their file left a watched folder.
+    removed: Vec<String>,
     vectors: Option<String>,
 }
 
@@ -102,6 +106,19 @@ pub struct DocumentsScreen {
     /// Whether passages left without vectors (the app was closed while
     /// indexing) have been looked for since the screen opened.
     resume_checked: bool,
+    /// Folders added are not watched (the box is ticked by default).
+    pub no_follow: bool,
+    watched: Cached<crate::db::Revision, Vec<String>>,
+    follower: Option<Follower>,
+}
+
+/// The watcher of the watched folders while the app is open.
+struct Follower {
+    folders: Vec<String>,
+    _watcher: notify::RecommendedWatcher,
+    changes: std::sync::mpsc::Receiver<()>,
+    /// The last change not yet indexed: indexing starts a second after a burst ends.
+    pending_since: Option<Instant>,
 }
 
 impl DocumentsScreen {
@@ -111,8 +128,11 @@ impl DocumentsScreen {
             return;
         }
         self.error = None;
+        let follow: Vec<PathBuf> =
+            if self.no_follow { Vec::new() } else { paths.iter().filter(|p| p.is_dir()).cloned().collect() };
         let files = match files_under(&paths) {
-            Ok(f) if f.is_empty() => {
+            // An empty folder may be watched: files dropped in later go in.
+            Ok(f) if f.is_empty() && follow.is_empty() => {
                 self.error = Some(format!("No {KINDS} files there."));
                 return;
             }
@@ -122,22 +142,29 @@ impl DocumentsScreen {
                 return;
             }
         };
-        self.index(services, files);
+        self.index(services, files, follow);
     }
 
-    /// Index `files`, then embed every passage still without a vector (with
-    /// no files: only that, to finish what a closed app left).
-    fn index(&mut self, services: &Services, files: Vec<PathBuf>) {
+    /// Bring the watched folders up to date, index `files` (folders among
+    /// them are watched from now on unless the box says otherwise), then
+    /// embed every passage still without a vector.
+    fn index(&mut self, services: &Services, files: Vec<PathBuf>, follow: Vec<PathBuf>) {
         let progress = Arc::new(GuiProgress::new(services.wake.clone()));
         let cancel = Cancel::new();
         let (p, c, data) = (progress.clone(), cancel.clone(), services.paths.clone());
         let (store, catalog, slot) = (services.store(), services.catalog.clone(), self.embedder.clone());
         let result = Pending::spawn("duet-index", &services.wake, move || {
             let mut db = Db::open_default(&data).map_err(|e| e.to_string())?;
-            let added = add_files(&mut db, &files, p.as_ref(), &c).map_err(|e| e.to_string())?;
+            for folder in &follow {
+                db.watch_folder(&canonical_folder(folder).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+            }
+            let refreshed = refresh(&mut db, p.as_ref(), &c).map_err(|e| e.to_string())?;
+            let mut added: Vec<Added> =
+                refreshed.added.into_iter().filter(|a| !matches!(a, Added::Unchanged { .. })).collect();
+            added.extend(add_files(&mut db, &files, p.as_ref(), &c).map_err(|e| e.to_string())?);
             let vectors =
                 if c.is_cancelled() { None } else { embed_all(&mut db, &slot, &store, &catalog, p.as_ref(), &c) };
-            Ok(Indexed { added, vectors })
+            Ok(Indexed { added, removed: refreshed.removed, vectors })
         });
         self.indexing = Some(Indexing { progress, cancel, result });
     }
@@ -155,9 +182,45 @@ impl DocumentsScreen {
             .unwrap_or(0);
         let present =
             services.catalog.default_embedder().is_some_and(|e| services.store().model_state(e) != FileState::Missing);
-        if left > 0 && present {
-            self.index(services, Vec::new());
+        let watching = services.db.watched_folders().is_ok_and(|f| !f.is_empty());
+        if (left > 0 && present) || watching {
+            self.index(services, Vec::new(), Vec::new());
         }
+    }
+
+    /// Keep a watcher on the watched folders; a second after changes stop
+    /// coming, bring the index up to date.
+    fn follow_changes(&mut self, ui: &egui::Ui, services: &mut Services) {
+        let (db, notice) = (&services.db, &mut services.notice);
+        let folders = self.watched.get(db.revision(), || or_notice(notice, db.watched_folders())).clone();
+        if self.follower.as_ref().map(|f| &f.folders) != Some(&folders) {
+            self.follower = None;
+            if !folders.is_empty() {
+                let (tx, changes) = std::sync::mpsc::channel();
+                let wake = services.wake.clone();
+                match watch(&folders, move || {
+                    let _ = tx.send(());
+                    wake.wake();
+                }) {
+                    Ok(w) => self.follower = Some(Follower { folders, _watcher: w, changes, pending_since: None }),
+                    Err(e) => {
+                        self.error = Some(format!("Could not watch the folders ({e}); add them again to update."))
+                    }
+                }
+            }
+        }
+        let Some(f) = self.follower.as_mut() else { return };
+        while f.changes.try_recv().is_ok() {
+            f.pending_since = Some(Instant::now());
+        }
+        let Some(since) = f.pending_since else { return };
+        let settle = Duration::from_secs(1);
+        if since.elapsed() < settle || self.indexing.is_some() {
+            ui.ctx().request_repaint_after(settle);
+            return;
+        }
+        f.pending_since = None;
+        self.index(services, Vec::new(), Vec::new());
     }
 
     /// Write the sample handbook to the data folder and add it.
@@ -215,7 +278,9 @@ impl DocumentsScreen {
             match ix.result.poll() {
                 Polled::Waiting => {}
                 Polled::Ready(Ok(done)) => {
-                    self.outcomes = done.added.iter().map(outcome_line).chain(done.vectors).collect();
+                    let removed =
+                        done.removed.iter().map(|p| format!("{} is gone; its passages were removed", file_name(p)));
+                    self.outcomes = done.added.iter().map(outcome_line).chain(removed).chain(done.vectors).collect();
                     self.indexing = None;
                 }
                 Polled::Ready(Err(e)) => {
@@ -260,6 +325,7 @@ impl DocumentsScreen {
         }
         self.poll();
         self.resume(services);
+        self.follow_changes(ui, services);
         let dropped: Vec<PathBuf> = dropped_files(ui);
         if !dropped.is_empty() {
             self.add(services, dropped);
@@ -284,6 +350,23 @@ impl DocumentsScreen {
         });
         if let Some(path) = path_field(ui, &mut self.path, "or type a file or folder path", "Add") {
             self.add(services, vec![path]);
+        }
+        let mut follow = !self.no_follow;
+        ui.checkbox(&mut follow, "Follow folders I add (new, changed and deleted files)");
+        self.no_follow = !follow;
+        let mut unwatch = None;
+        for folder in self.follower.as_ref().map(|f| f.folders.clone()).unwrap_or_default() {
+            ui.horizontal(|ui| {
+                ui.label(format!("Following {}", file_name(&folder))).on_hover_text(&folder);
+                if ui.small_button("Stop following").clicked() {
+                    unwatch = Some(folder.clone());
+                }
+            });
+        }
+        if let Some(folder) = unwatch {
+            if let Err(e) = services.db.unwatch_folder(&folder) {
+                self.error = Some(e.to_string());
+            }
         }
         if let Some(ix) = &self.indexing {
             ix.progress.ui(ui, Some(&ix.cancel));

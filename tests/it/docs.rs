@@ -255,3 +255,55 @@ fn pdf_and_word_files_are_read_and_bad_pdfs_say_which_page() {
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("json");
     assert_eq!(v["sources"][0]["heading"], "Weekend rota", "{v}");
 }
+
+#[test]
+fn a_watched_folder_is_followed_new_changed_and_deleted_files() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let files = tempfile::tempdir().expect("tempdir");
+    let dir = files.path();
+    std::fs::write(dir.join("hours.md"), "# Hours\n\nThe bakery opens at seven.").expect("write");
+    let o = duet(&["docs", "add", "--watch", &dir.display().to_string()], home.path(), &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("watching") && stdout(&o).contains("hours.md: 1 page"), "{}", stdout(&o));
+
+    let mut follower = std::process::Command::new(env!("CARGO_BIN_EXE_duet"))
+        .args(["docs", "watch"])
+        .env("DUET_HOME", home.path())
+        .env("DUET_MODELS", crate::common::models_dir())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("duet starts");
+    let db_path = home.path().join("data").join("duet.sqlite3");
+    let wait_until = |what: &str, done: &dyn Fn(&duet::db::Db) -> bool| {
+        for _ in 0..600 {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            if duet::db::Db::open(&db_path).is_ok_and(|db| done(&db)) {
+                return;
+            }
+        }
+        panic!("the watched folder never showed {what}");
+    };
+    let found = |db: &duet::db::Db, q: &str, file: &str| {
+        db.search_chunks(q, 5).is_ok_and(|hits| hits.iter().any(|h| h.path.ends_with(file)))
+    };
+    // The follower indexes what changes from the moment it starts (it
+    // watches before its first refresh, so nothing between is lost).
+    std::fs::write(dir.join("hours.md"), "# Hours\n\nThe bakery opens at eight.").expect("write");
+    std::fs::write(dir.join("parking.txt"), "Staff park behind the mill.").expect("write");
+    wait_until("the changed file", &|db| found(db, "eight", "hours.md") && !found(db, "seven", "hours.md"));
+    wait_until("the new file", &|db| found(db, "park", "parking.txt"));
+    std::fs::remove_file(dir.join("parking.txt")).expect("remove");
+    wait_until("the deleted file gone", &|db| {
+        db.documents().is_ok_and(|d| d.len() == 1) && !found(db, "park", "parking.txt")
+    });
+    let _ = follower.kill();
+    let _ = follower.wait();
+
+    let o = duet(&["docs", "list"], home.path(), &[]);
+    assert!(stdout(&o).contains("watching"), "{}", stdout(&o));
+    let o = duet(&["docs", "unwatch", &dir.display().to_string()], home.path(), &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = duet(&["docs", "watch"], home.path(), &[]);
+    assert!(!o.status.success() && stderr(&o).contains("duet docs add --watch FOLDER"), "{}", stderr(&o));
+}

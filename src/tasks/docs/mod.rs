@@ -17,6 +17,7 @@ mod pdf;
 mod read;
 mod search;
 mod vectors;
+mod watch;
 
 pub use super::count;
 pub use answer::{ask, best_sentences, citations, prompt, retrieve, DocAnswer, NOT_FOUND};
@@ -25,6 +26,7 @@ pub use index::{add_files, files_under, Added};
 pub use read::{read_text, ReadText, EXTENSIONS, KINDS, MAX_FILE_BYTES};
 pub use search::{fuse, nearest, search, Ranking, MIN_COSINE};
 pub use vectors::embed_pending;
+pub use watch::{canonical_folder, refresh, watch, Refreshed};
 
 use crate::catalog::Catalog;
 use crate::embed::Embedder;
@@ -65,6 +67,8 @@ pub enum DocError {
     NoTextLayer(String),
     #[error("{0} looks like a binary file, not text; nothing was indexed")]
     Binary(String),
+    #[error("{0} is not a folder; only folders can be watched")]
+    NotAFolder(String),
     #[error("{0} has no text to index")]
     Empty(String),
     #[error("{path} is {bytes} bytes; duet indexes files up to 64 MB (split it into smaller files)")]
