@@ -135,6 +135,16 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
+/// The dot product of `a` with a vector as stored (see [`to_bytes`]), read
+/// in place: the search over every stored vector allocates nothing per row.
+/// `None` when the blob is not `a.len()` floats.
+pub fn dot_bytes(a: &[f32], bytes: &[u8]) -> Option<f32> {
+    if bytes.len() != a.len() * 4 {
+        return None;
+    }
+    Some(a.iter().zip(bytes.chunks_exact(4)).map(|(x, b)| x * f32::from_le_bytes([b[0], b[1], b[2], b[3]])).sum())
+}
+
 /// A vector as the bytes stored in the database (little-endian f32s).
 pub fn to_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
@@ -157,5 +167,7 @@ mod tests {
         let v = vec![0.25_f32, -1.5, 3.0e-7];
         assert_eq!(from_bytes(&to_bytes(&v), 3), Some(v));
         assert_eq!(from_bytes(&[0, 0, 0], 1), None, "a short blob is refused, not misread");
+        assert_eq!(dot_bytes(&[2.0, 1.0, 0.0], &to_bytes(&v)), Some(-1.0));
+        assert_eq!(dot_bytes(&[1.0], &to_bytes(&v)), None);
     }
 }

@@ -13,7 +13,7 @@
 
 use super::DocError;
 use crate::db::{ChunkHit, Db};
-use crate::embed::{dot, from_bytes, Embedder};
+use crate::embed::{dot_bytes, Embedder};
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap};
 
@@ -106,8 +106,8 @@ pub fn nearest(db: &Db, model: &str, asked: &[f32], n: usize) -> Result<Vec<(i64
     let mut heap: BinaryHeap<Scored> = BinaryHeap::with_capacity(n + 1);
     db.each_vector(model, &mut |id, bytes| {
         // A blob of the wrong length (a damaged row) is skipped, never misread.
-        let Some(v) = from_bytes(bytes, asked.len()) else { return };
-        heap.push(Scored(dot(asked, &v), id));
+        let Some(cosine) = dot_bytes(asked, bytes) else { return };
+        heap.push(Scored(cosine, id));
         if heap.len() > n {
             heap.pop();
         }
