@@ -2,8 +2,8 @@
 //! dot product of two vectors says how close their meanings are. Used by
 //! Documents to find passages by meaning as well as by words.
 //!
-//! The model is a BERT encoder (all-MiniLM-L6-v2 by default) run by candle.
-//! The output must match sentence-transformers, which every other tool uses
+//! The model is a BERT encoder (all-MiniLM-L6-v2 by default) run by duet's
+//! own forward pass (`bert`). The output must match sentence-transformers, which every other tool uses
 //! with these weights: truncate to the model's sequence limit, pool the last
 //! hidden states (the mean over real tokens, or the first token for models
 //! trained that way), then L2-normalise. `tests/it/embed.rs` checks the
@@ -11,12 +11,14 @@
 //!
 //! Nothing here touches the database or the network.
 
+mod bert;
+
 use crate::catalog::{ModelEntry, Pooling};
-use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{BertModel, Config};
+use bert::{Bert, BertConfig, Scratch};
+use std::collections::HashMap;
 use std::path::Path;
-use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use tokenizers::{Tokenizer, TruncationParams};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EmbedError {
@@ -24,18 +26,10 @@ pub enum EmbedError {
     Load { id: String, path: String, why: String },
     #[error("could not split the text into tokens: {0}")]
     Tokenize(String),
-    #[error("the embedding model failed: {0}")]
-    Model(#[from] candle_core::Error),
 }
 
-/// Texts per forward pass. Texts are sorted by length first, so a batch pads
-/// little. Measured on 99 passages of ~220 tokens, 2 threads: batch 1 took
-/// 18.3 s, 4 took 14.6 s, 16 took 16.9 s (bigger batches make candle's
-/// attention tensors large enough that every one is a fresh mmap).
-const BATCH: usize = 4;
-
 pub struct Embedder {
-    model: BertModel,
+    model: Bert,
     tokenizer: Tokenizer,
     pooling: Pooling,
     /// The catalog id: stored with every vector, so vectors of two models never mix.
@@ -48,46 +42,55 @@ impl Embedder {
     pub fn load(entry: &ModelEntry, dir: &Path) -> Result<Self, EmbedError> {
         let fail = |why: String| EmbedError::Load { id: entry.id.clone(), path: dir.display().to_string(), why };
         let config_text = std::fs::read_to_string(dir.join("config.json")).map_err(|e| fail(e.to_string()))?;
-        let config: Config = serde_json::from_str(&config_text).map_err(|e| fail(format!("config.json: {e}")))?;
+        let config: BertConfig = serde_json::from_str(&config_text).map_err(|e| fail(format!("config.json: {e}")))?;
         let mut tokenizer = Tokenizer::from_file(dir.join("tokenizer.json")).map_err(|e| fail(e.to_string()))?;
         // The file says "truncate at 128, pad to 128"; sentence-transformers
-        // truncates at the model's own limit and pads each batch to its longest text.
-        let max_tokens = entry.context_length as usize;
+        // truncates at the model's own limit, and one text at a time needs no padding.
+        let max_tokens = (entry.context_length as usize).min(config.max_position_embeddings);
         tokenizer
             .with_truncation(Some(TruncationParams { max_length: max_tokens, ..Default::default() }))
             .map_err(|e| fail(e.to_string()))?;
-        let pad_id = config.pad_token_id as u32;
-        let pad_token = tokenizer.id_to_token(pad_id).unwrap_or_else(|| "[PAD]".into());
-        tokenizer.with_padding(Some(PaddingParams {
-            strategy: PaddingStrategy::BatchLongest,
-            pad_id,
-            pad_token,
-            ..Default::default()
-        }));
-        let weights = std::fs::read(dir.join("model.safetensors")).map_err(|e| fail(e.to_string()))?;
-        let vb = VarBuilder::from_buffered_safetensors(weights, DType::F32, &Device::Cpu)
-            .map_err(|e| fail(format!("model.safetensors: {e}")))?;
-        let model = BertModel::load(vb, &config).map_err(|e| fail(format!("model.safetensors: {e}")))?;
-        Ok(Self { model, tokenizer, pooling: entry.pooling, model_id: entry.id.clone(), dim: config.hidden_size })
+        tokenizer.with_padding(None);
+        let bytes = std::fs::read(dir.join("model.safetensors")).map_err(|e| fail(e.to_string()))?;
+        let tensors = read_tensors(&bytes).map_err(|e| fail(format!("model.safetensors: {e}")))?;
+        let dim = config.hidden_size;
+        let model = Bert::from_tensors(config, tensors).map_err(|e| fail(format!("model.safetensors: {e}")))?;
+        Ok(Self { model, tokenizer, pooling: entry.pooling, model_id: entry.id.clone(), dim })
     }
 
     /// One unit-length vector per text, in the order given. `done(n)` is
-    /// called after each batch with the number of texts embedded so far.
+    /// called as texts finish with the number finished so far.
+    ///
+    /// Each thread embeds whole texts, longest first, so the threads finish
+    /// together and no text waits on another's padding.
     pub fn embed(&self, texts: &[&str], done: &mut dyn FnMut(usize)) -> Result<Vec<Vec<f32>>, EmbedError> {
-        // Longest first, so the first batch shows the worst memory at once and
-        // the rest pad little.
+        let encodings =
+            self.tokenizer.encode_batch(texts.to_vec(), true).map_err(|e| EmbedError::Tokenize(e.to_string()))?;
         let mut order: Vec<usize> = (0..texts.len()).collect();
-        order.sort_by_key(|&i| std::cmp::Reverse(texts[i].len()));
+        order.sort_by_key(|&i| std::cmp::Reverse(encodings[i].get_ids().len()));
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(texts.len()).max(1);
+        let next = AtomicUsize::new(0);
+        let (tx, rx) = std::sync::mpsc::channel::<(usize, Vec<f32>)>();
         let mut out = vec![Vec::new(); texts.len()];
-        let mut finished = 0;
-        for batch in order.chunks(BATCH) {
-            let inputs: Vec<&str> = batch.iter().map(|&i| texts[i]).collect();
-            for (&i, v) in batch.iter().zip(self.embed_batch(&inputs)?) {
-                out[i] = v;
+        std::thread::scope(|scope| {
+            for _ in 0..threads {
+                let (tx, next, order, encodings) = (tx.clone(), &next, &order, &encodings);
+                scope.spawn(move || {
+                    let mut scratch = Scratch::default();
+                    while let Some(&i) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        let v = self.pool(self.model.forward(encodings[i].get_ids(), &mut scratch));
+                        if tx.send((i, v)).is_err() {
+                            break;
+                        }
+                    }
+                });
             }
-            finished += batch.len();
-            done(finished);
-        }
+            drop(tx);
+            for (finished, (i, v)) in rx.iter().enumerate() {
+                out[i] = v;
+                done(finished + 1);
+            }
+        });
         Ok(out)
     }
 
@@ -101,33 +104,34 @@ impl Embedder {
         Ok(self.embed(&[text], &mut |_| {})?.pop().unwrap_or_default())
     }
 
-    fn embed_batch(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
-        let encodings =
-            self.tokenizer.encode_batch(texts.to_vec(), true).map_err(|e| EmbedError::Tokenize(e.to_string()))?;
-        let rows = encodings.len();
-        let cols = encodings.first().map_or(0, |e| e.get_ids().len());
-        let flat = |f: &dyn Fn(&tokenizers::Encoding) -> &[u32]| -> Vec<u32> {
-            encodings.iter().flat_map(|e| f(e).iter().copied()).collect()
-        };
-        let device = Device::Cpu;
-        let ids = Tensor::from_vec(flat(&|e| e.get_ids()), (rows, cols), &device)?;
-        let types = Tensor::from_vec(flat(&|e| e.get_type_ids()), (rows, cols), &device)?;
-        let mask = Tensor::from_vec(flat(&|e| e.get_attention_mask()), (rows, cols), &device)?;
-        let hidden = self.model.forward(&ids, &types, Some(&mask))?; // (rows, cols, dim)
-        let pooled = match self.pooling {
-            Pooling::Cls => hidden.narrow(1, 0, 1)?.squeeze(1)?,
+    /// The hidden states of a text's tokens as one unit vector.
+    fn pool(&self, hidden: &[f32]) -> Vec<f32> {
+        let h = self.dim;
+        let rows = (hidden.len() / h).max(1);
+        let mut v = vec![0.0_f32; h];
+        match self.pooling {
+            Pooling::Cls => v.copy_from_slice(&hidden[..h.min(hidden.len())]),
             Pooling::Mean => {
-                let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?; // (rows, cols, 1)
-                let summed = hidden.broadcast_mul(&mask)?.sum(1)?;
-                // sentence-transformers clamps the count at 1e-9; a text always has [CLS] and [SEP].
-                let counts = mask.sum(1)?.clamp(1e-9, f64::MAX)?;
-                summed.broadcast_div(&counts)?
+                for row in hidden.chunks_exact(h) {
+                    v.iter_mut().zip(row).for_each(|(a, b)| *a += b);
+                }
+                v.iter_mut().for_each(|a| *a /= rows as f32);
             }
-        };
+        }
         // L2 normalisation, as sentence-transformers' Normalize (eps 1e-12).
-        let norms = pooled.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
-        Ok(pooled.broadcast_div(&norms)?.to_vec2::<f32>()?)
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+        v.iter_mut().for_each(|a| *a /= norm);
+        v
     }
+}
+
+/// Every tensor of a safetensors file as f32 values.
+fn read_tensors(bytes: &[u8]) -> Result<HashMap<String, Vec<f32>>, candle_core::Error> {
+    let tensors = candle_core::safetensors::load_buffer(bytes, &candle_core::Device::Cpu)?;
+    tensors
+        .into_iter()
+        .map(|(name, t)| Ok((name, t.to_dtype(candle_core::DType::F32)?.flatten_all()?.to_vec1::<f32>()?)))
+        .collect()
 }
 
 /// The dot product; for unit vectors, the cosine similarity.
@@ -165,7 +169,7 @@ mod tests {
     #[test]
     fn vectors_survive_the_database_round_trip() {
         let v = vec![0.25_f32, -1.5, 3.0e-7];
-        assert_eq!(from_bytes(&to_bytes(&v), 3), Some(v));
+        assert_eq!(from_bytes(&to_bytes(&v), 3), Some(v.clone()));
         assert_eq!(from_bytes(&[0, 0, 0], 1), None, "a short blob is refused, not misread");
         assert_eq!(dot_bytes(&[2.0, 1.0, 0.0], &to_bytes(&v)), Some(-1.0));
         assert_eq!(dot_bytes(&[1.0], &to_bytes(&v)), None);
