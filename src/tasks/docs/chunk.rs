@@ -72,6 +72,10 @@ fn split_long(out: &mut Vec<Block>, chars: &[char], start: usize, end: usize, he
     let mut piece_start = start;
     let mut last_cut = None;
     for i in start..end {
+        // Whitespace skipped after a cut lies before the new piece.
+        if i < piece_start {
+            continue;
+        }
         let sentence_end = matches!(chars[i], '.' | '!' | '?') && chars.get(i + 1).is_some_and(|c| c.is_whitespace());
         if sentence_end {
             last_cut = Some(i + 1);
@@ -165,5 +169,19 @@ mod tests {
         // One giant paragraph with no sentence ends is still cut.
         let wall = "x".repeat(5000);
         assert_eq!(chunk_page(1, &wall).len(), 5);
+    }
+
+    #[test]
+    fn a_cut_followed_by_several_spaces_goes_on_cleanly() {
+        // Found on the Jargon File: the spaces after a forced cut lie past the
+        // loop's position, which once made the piece length negative.
+        let text = format!("{}  and the rest of the paragraph.", "x".repeat(TARGET_CHARS));
+        let chunks = chunk_page(1, &text);
+        assert!(chunks.iter().any(|c| c.text.contains("rest of the paragraph")), "{chunks:?}");
+        for c in &chunks {
+            let piece: String =
+                text.chars().skip(c.start_char as usize).take((c.end_char - c.start_char) as usize).collect();
+            assert_eq!(piece, c.text, "offsets point at the text");
+        }
     }
 }
