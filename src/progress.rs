@@ -10,6 +10,12 @@ use std::sync::Arc;
 pub trait Progress: Send + Sync {
     /// A new phase starts: `total` units (bytes), or 0 when unknown.
     fn begin(&self, label: &str, total: u64);
+    /// A new phase counted in things (files, passages) rather than bytes;
+    /// `unit` is the singular noun.
+    fn begin_items(&self, label: &str, total: u64, unit: &'static str) {
+        let _ = unit;
+        self.begin(label, total);
+    }
     fn advance(&self, units: u64);
     /// Overwrite the position (a resumed download starts part-way).
     fn set_position(&self, units: u64);
@@ -129,6 +135,16 @@ impl Progress for TerminalBar {
             indicatif::ProgressStyle::with_template("{msg} {bytes} {bytes_per_sec}")
         };
         if let Ok(style) = style {
+            self.bar.set_style(style.progress_chars("=> "));
+        }
+        self.bar.reset();
+        self.bar.set_length(total);
+        self.bar.set_position(0);
+        self.bar.set_message(label.to_string());
+    }
+    fn begin_items(&self, label: &str, total: u64, unit: &'static str) {
+        let template = format!("{{msg}} [{{bar:30}}] {{pos}}/{{len}} {unit}s, {{per_sec}}, {{eta}} left");
+        if let Ok(style) = indicatif::ProgressStyle::with_template(&template) {
             self.bar.set_style(style.progress_chars("=> "));
         }
         self.bar.reset();

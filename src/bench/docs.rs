@@ -87,6 +87,7 @@ pub fn run(
     split: &str,
     embedder: &Embedder,
     scale: usize,
+    passages_out: Option<&Path>,
     progress: &dyn Progress,
 ) -> Result<DocsBenchReport, String> {
     let fail = |e: &dyn std::fmt::Display| e.to_string();
@@ -102,6 +103,11 @@ pub fn run(
         }
     }
     let texts = db.chunks_without_vectors(&embedder.model_id, usize::MAX).map_err(|e| fail(&e))?;
+    if let Some(out) = passages_out {
+        // The exact texts embedded, for timing another embedder on the same input.
+        let lines: Vec<String> = texts.iter().map(|p| serde_json::Value::from(p.text.as_str()).to_string()).collect();
+        std::fs::write(out, lines.join("\n") + "\n").map_err(|e| format!("could not write {}: {e}", out.display()))?;
+    }
     let chars: usize = db.documents().map_err(|e| fail(&e))?.iter().map(|d| d.bytes as usize).sum();
     let tokens: usize = texts.iter().map(|p| embedder.count_tokens(&p.text)).sum();
     let t = Instant::now();

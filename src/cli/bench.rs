@@ -36,6 +36,9 @@ pub struct BenchArgs {
     /// Also time vector search over this many synthetic passages.
     #[arg(long, default_value_t = 0)]
     pub docs_scale: usize,
+    /// Write the passages' texts (JSONL) as embedded, to time another embedder on the same input.
+    #[arg(long, value_name = "FILE")]
+    pub passages_out: Option<PathBuf>,
 }
 
 pub fn bench(store: &Store, catalog: &Catalog, a: BenchArgs) -> Result<()> {
@@ -77,8 +80,9 @@ fn bench_docs(store: &Store, catalog: &Catalog, dir: &Path, questions: &Path, a:
     let Some(embedder) = crate::tasks::docs::load_embedder(store, catalog, true, &bar, &Cancel::new())? else {
         bail!("the catalog has no embedding model");
     };
-    let report = crate::bench::docs::run(dir, &questions, &a.split, &embedder, a.docs_scale, &bar)
-        .map_err(anyhow::Error::msg)?;
+    let report =
+        crate::bench::docs::run(dir, &questions, &a.split, &embedder, a.docs_scale, a.passages_out.as_deref(), &bar)
+            .map_err(anyhow::Error::msg)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

@@ -14,6 +14,8 @@ pub struct Snapshot {
     pub started: Instant,
     pub finished: bool,
     pub last_note: String,
+    /// What is counted ("passage"), or bytes when `None`.
+    pub unit: Option<&'static str>,
 }
 
 pub struct GuiProgress {
@@ -35,6 +37,7 @@ impl GuiProgress {
                 started: Instant::now(),
                 finished: false,
                 last_note: String::new(),
+                unit: None,
             }),
             wake,
             woken_at: Mutex::new(Instant::now()),
@@ -66,7 +69,10 @@ impl GuiProgress {
             let fraction = if s.total > 0 { s.position as f32 / s.total as f32 } else { 0.0 };
             let secs = s.started.elapsed().as_secs_f64().max(0.001);
             let rate = s.position as f64 / secs;
-            let text = if s.total > 0 {
+            let text = if let (true, Some(unit)) = (s.total > 0, s.unit) {
+                let left = if rate > 0.0 { (s.total.saturating_sub(s.position)) as f64 / rate } else { 0.0 };
+                format!("{} / {} {unit}s · {rate:.1}/s · {} left", s.position, s.total, human_secs(left))
+            } else if s.total > 0 {
                 format!(
                     "{} / {} · {}/s",
                     crate::catalog::human_bytes(s.position),
@@ -99,7 +105,12 @@ impl Progress for GuiProgress {
             s.position = 0;
             s.started = Instant::now();
             s.finished = false;
+            s.unit = None;
         });
+    }
+    fn begin_items(&self, label: &str, total: u64, unit: &'static str) {
+        self.begin(label, total);
+        self.with(false, |s| s.unit = Some(unit));
     }
     fn advance(&self, units: u64) {
         self.with(true, |s| s.position += units);
@@ -112,5 +123,15 @@ impl Progress for GuiProgress {
     }
     fn note(&self, line: &str) {
         self.with(false, |s| s.last_note = line.to_string());
+    }
+}
+
+/// "45 s", "3 min", "1 h 5 min": a time left as a person reads it.
+fn human_secs(secs: f64) -> String {
+    let s = secs.round() as u64;
+    match s {
+        0..=59 => format!("{s} s"),
+        60..=3599 => format!("{} min", s.div_ceil(60)),
+        _ => format!("{} h {} min", s / 3600, (s % 3600) / 60),
     }
 }

@@ -74,7 +74,7 @@ pub fn add_files(
     progress: &dyn Progress,
     cancel: &Cancel,
 ) -> Result<Vec<Added>, DocError> {
-    progress.begin("indexing documents", files.len() as u64);
+    progress.begin_items("reading documents", files.len() as u64, "file");
     let mut out = Vec::new();
     for file in files {
         if cancel.is_cancelled() {

@@ -27,7 +27,7 @@ pub fn embed_pending(
     if total == 0 {
         return Ok(0);
     }
-    progress.begin("embedding passages", total);
+    progress.begin_items("embedding passages", total, "passage");
     let mut done = 0;
     loop {
         if cancel.is_cancelled() {
