@@ -78,6 +78,20 @@ pub fn duet(args: &[&str], home: &Path, extra_env: &[(&str, &str)]) -> Output {
     cmd.output().expect("duet binary runs")
 }
 
+/// Start the real `duet` binary in the background (output discarded), with
+/// a fresh home and the shared model cache: for tests that kill it or stop it.
+pub fn spawn_duet(args: &[&str], home: &Path) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_duet"))
+        .args(args)
+        .env("DUET_HOME", home)
+        .env("DUET_MODELS", models_dir())
+        .env_remove("HF_ENDPOINT")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("duet starts")
+}
+
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }

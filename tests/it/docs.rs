@@ -2,7 +2,7 @@
 //! indexed, the parking question finds the parking passage first, and bad
 //! files and empty indexes get a sentence that says what to do.
 
-use crate::common::{default_model, duet, embedder, stderr, stdout};
+use crate::common::{default_model, duet, embedder, spawn_duet, stderr, stdout};
 use duet::progress::{Cancel, Silent};
 use duet::tasks::docs::{search, Ranking};
 use std::path::Path;
@@ -140,14 +140,7 @@ fn a_killed_add_goes_on_where_it_stopped() {
     std::fs::write(&big, text.join("\n\n")).expect("write");
     let big = big.display().to_string();
     let db_path = home.path().join("data").join("duet.sqlite3");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_duet"))
-        .args(["docs", "add", &big])
-        .env("DUET_HOME", home.path())
-        .env("DUET_MODELS", crate::common::models_dir())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("duet starts");
+    let mut child = spawn_duet(&["docs", "add", &big], home.path());
     let embedded = |db: &duet::db::Db| db.count_chunks_without_vectors("minilm-l6-v2").ok();
     let mut left_at_kill = None;
     for _ in 0..1200 {
@@ -266,14 +259,7 @@ fn a_watched_folder_is_followed_new_changed_and_deleted_files() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("watching") && stdout(&o).contains("hours.md: 1 page"), "{}", stdout(&o));
 
-    let mut follower = std::process::Command::new(env!("CARGO_BIN_EXE_duet"))
-        .args(["docs", "watch"])
-        .env("DUET_HOME", home.path())
-        .env("DUET_MODELS", crate::common::models_dir())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("duet starts");
+    let mut follower = spawn_duet(&["docs", "watch"], home.path());
     let db_path = home.path().join("data").join("duet.sqlite3");
     let wait_until = |what: &str, done: &dyn Fn(&duet::db::Db) -> bool| {
         for _ in 0..600 {
