@@ -105,6 +105,9 @@ fn a_question_in_other_words_finds_the_passage_by_meaning() {
     assert_eq!(hits[0].heading, "Parking and getting to work", "{hits:#?}");
     let hits = search(&db, Some(e), q, 3, Ranking::Hybrid).expect("search");
     assert_eq!(hits[0].heading, "Parking and getting to work", "{hits:#?}");
+    // The sentence shown as the answer is the parking one, not one that shares the word "leave".
+    let best = duet::tasks::docs::sentences_by_meaning(e, q, &hits, 2).expect("sentences");
+    assert!(best[0].1.starts_with("Employees may park for free"), "{best:?}");
     let hits = search(&db, Some(e), "How many days of holiday do I get?", 3, Ranking::Hybrid).expect("search");
     assert_eq!(hits[0].heading, "Holidays and leave", "{hits:#?}");
     // Nothing about it, in words or meaning: nothing comes back to answer from.

@@ -5,7 +5,7 @@
 //! letting the model guess. Because a small model reads poorly, the sentences
 //! of the passages that best match the question are returned too.
 
-use super::search::{search, Ranking};
+use super::search::{search, Ranking, MIN_COSINE};
 use super::DocError;
 use crate::db::{ChunkHit, Db};
 use crate::embed::Embedder;
@@ -83,7 +83,10 @@ pub fn ask(
     let completion = backend.complete(req, cancel)?;
     let answer = completion.text.trim().to_string();
     let (cited, invalid_citations) = citations(&answer, sources.len());
-    let extract = best_sentences(question, &sources, 3);
+    let extract = match embedder {
+        Some(e) => sentences_by_meaning(e, question, &sources, 3)?,
+        None => best_sentences(question, &sources, 3),
+    };
     Ok(DocAnswer { answer, sources, cited, invalid_citations, extract, location })
 }
 
@@ -114,16 +117,42 @@ fn same_word(a: &str, b: &str) -> bool {
     a.starts_with(&sb) || b.starts_with(&sa)
 }
 
+/// The sentences of `sources` closest in meaning to the question (their
+/// vectors against its vector), best first, as (passage number, sentence).
+/// A question in other words than the document's still gets its sentence.
+pub fn sentences_by_meaning(
+    embedder: &Embedder,
+    question: &str,
+    sources: &[ChunkHit],
+    max: usize,
+) -> Result<Vec<(usize, String)>, DocError> {
+    let found: Vec<(usize, String)> =
+        sources.iter().enumerate().flat_map(|(i, s)| sentences(&s.text).map(move |t| (i + 1, t))).collect();
+    let asked = embedder.embed_one(question)?;
+    let texts: Vec<&str> = found.iter().map(|(_, t)| t.as_str()).collect();
+    let vectors = embedder.embed(&texts, &mut |_| {})?;
+    let mut scored: Vec<(f32, usize, String)> =
+        found.into_iter().zip(&vectors).map(|((n, t), v)| (crate::embed::dot(&asked, v), n, t)).collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    // A sentence not close to the question is no answer to it.
+    Ok(scored.into_iter().filter(|s| s.0 >= MIN_COSINE).take(max).map(|(_, n, t)| (n, t)).collect())
+}
+
+/// A passage's sentences, lines joined, the very short ones (headings, list marks) left out.
+fn sentences(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.split_inclusive(['.', '!', '?']).map(str::trim).filter(|t| t.len() > 10).map(|t| t.replace('\n', " "))
+}
+
 /// The sentences of `sources` that share the most words with the question,
 /// best first, as (passage number, sentence).
 pub fn best_sentences(question: &str, sources: &[ChunkHit], max: usize) -> Vec<(usize, String)> {
     let asked = words(question);
     let mut scored: Vec<(usize, usize, String)> = Vec::new();
     for (i, s) in sources.iter().enumerate() {
-        for sentence in s.text.split_inclusive(['.', '!', '?']).map(str::trim).filter(|t| t.len() > 10) {
-            let hits = asked.iter().filter(|q| words(sentence).iter().any(|w| same_word(q, w))).count();
+        for sentence in sentences(&s.text) {
+            let hits = asked.iter().filter(|q| words(&sentence).iter().any(|w| same_word(q, w))).count();
             if hits > 0 {
-                scored.push((hits, i + 1, sentence.replace('\n', " ")));
+                scored.push((hits, i + 1, sentence));
             }
         }
     }

@@ -20,7 +20,7 @@ mod vectors;
 mod watch;
 
 pub use super::count;
-pub use answer::{ask, best_sentences, citations, prompt, retrieve, DocAnswer, NOT_FOUND};
+pub use answer::{ask, best_sentences, citations, prompt, retrieve, sentences_by_meaning, DocAnswer, NOT_FOUND};
 pub use chunk::{chunk_page, TARGET_CHARS};
 pub use index::{add_files, files_under, Added};
 pub use read::{read_text, ReadText, EXTENSIONS, KINDS, MAX_FILE_BYTES};
