@@ -159,6 +159,13 @@ impl DocumentsScreen {
                 db.watch_folder(&canonical_folder(folder).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
             }
             let refreshed = refresh(&mut db, p.as_ref(), &c).map_err(|e| e.to_string())?;
+            // A file the refresh just handled (a folder being followed) is not done twice.
+            let seen: std::collections::HashSet<String> =
+                refreshed.added.iter().map(|a| a.path().to_string()).collect();
+            let files: Vec<PathBuf> = files
+                .into_iter()
+                .filter(|f| !seen.contains(&*std::fs::canonicalize(f).unwrap_or_else(|_| f.clone()).to_string_lossy()))
+                .collect();
             let mut added: Vec<Added> =
                 refreshed.added.into_iter().filter(|a| !matches!(a, Added::Unchanged { .. })).collect();
             added.extend(add_files(&mut db, &files, p.as_ref(), &c).map_err(|e| e.to_string())?);

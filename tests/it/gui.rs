@@ -333,3 +333,26 @@ fn reviews_import_a_typed_path() {
     assert_eq!(h.state().reviews.label_column, "label", "the label column is found");
     shown(&h, "labeled.csv");
 }
+
+/// A folder added on the Documents screen is followed while the app is open:
+/// each file is reported once, and a file written later goes in on its own.
+#[test]
+fn documents_follow_a_folder_added_by_path() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let folder = tempfile::tempdir().expect("tempdir");
+    std::fs::write(folder.path().join("hours.md"), "# Hours\n\nThe bakery opens at seven.").expect("write");
+    std::fs::write(folder.path().join("broken.txt"), b"\x7fELF\x02\x01\x01\x00\x00\x00").expect("write");
+    let mut h = harness(app(home.path()));
+    h.get_by_label("Documents").click();
+    h.step();
+    type_into(&mut h, "Path", &folder.path().display().to_string());
+    h.get_by_label("Add").click();
+    wait_for(&mut h, "indexing", |a| !a.documents.is_busy() && !a.documents.outcomes.is_empty());
+    let outcomes = h.state().documents.outcomes.clone();
+    assert_eq!(outcomes.iter().filter(|l| l.contains("hours.md")).count(), 1, "{outcomes:?}");
+    assert_eq!(outcomes.iter().filter(|l| l.contains("broken.txt")).count(), 1, "{outcomes:?}");
+    shown(&h, "Stop following");
+    std::fs::write(folder.path().join("parking.md"), "# Parking\n\nStaff park behind the mill.").expect("write");
+    wait_for(&mut h, "the new file", |a| a.documents.outcomes.iter().any(|l| l.contains("indexed parking.md")));
+    shown(&h, "parking.md");
+}
