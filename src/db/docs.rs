@@ -115,14 +115,16 @@ impl Db {
     }
 
     /// Remember that `path` could not be read (its old chunks, if any, go).
-    pub fn fail_document(&mut self, path: &str, why: &str) -> Result<(), DbError> {
+    /// `sha256` is of the bytes that failed ("" when they could not be read):
+    /// the same bytes are not parsed again.
+    pub fn fail_document(&mut self, path: &str, sha256: &str, why: &str) -> Result<(), DbError> {
         let now = now_s();
         let tx = self.conn.transaction()?;
         tx.execute(
             "INSERT INTO documents (path, sha256, bytes, pages, status, note, added_at, indexed_at)
-             VALUES (?1, '', 0, 0, 'failed', ?2, ?3, ?3)
-             ON CONFLICT(path) DO UPDATE SET sha256 = '', status = 'failed', note = ?2, indexed_at = ?3",
-            params![path, why, now],
+             VALUES (?1, ?4, 0, 0, 'failed', ?2, ?3, ?3)
+             ON CONFLICT(path) DO UPDATE SET sha256 = ?4, status = 'failed', note = ?2, indexed_at = ?3",
+            params![path, why, now, sha256],
         )?;
         tx.execute("DELETE FROM chunks WHERE document_id = (SELECT id FROM documents WHERE path = ?1)", [path])?;
         tx.commit()?;

@@ -242,6 +242,12 @@ fn pdf_and_word_files_are_read_and_bad_pdfs_say_which_page() {
     assert!(err.contains("could not read") && err.contains("d-broken.pdf: it is not a PDF"), "{err}");
     assert!(out.contains("e-rota.docx: 1 page, 1 passage"), "{out}{err}");
     assert!(!err.contains("panicked"), "no panic text reaches the person: {err}");
+    // Adding the same folder again: the failed files fail again with their
+    // reason (not "unchanged"), the good ones are unchanged.
+    let o = duet(&["docs", "add", &dir.display().to_string()], home.path(), &[]);
+    let (out, err) = (stdout(&o), stderr(&o));
+    assert!(out.contains("unchanged") && out.contains("a-policy.pdf"), "{out}");
+    assert!(err.contains("d-broken.pdf: it is not a PDF") && err.contains("c-scanned.pdf has no text layer"), "{err}");
     let o = duet(&["docs", "ask", "When do visitors sign in?", "--json", "--max-tokens", "1"], home.path(), &[]);
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("json");
     let first = &v["sources"][0];

@@ -96,7 +96,7 @@ pub fn add_files(
             Ok(a) => a,
             Err(DocError::Db(e)) => return Err(DocError::Db(e)),
             Err(e) => {
-                db.fail_document(&shown, &e.to_string())?;
+                db.fail_document(&shown, "", &e.to_string())?;
                 Added::Failed { path: shown, why: e.to_string() }
             }
         };
@@ -115,10 +115,21 @@ fn index_one(db: &mut Db, path: &Path) -> Result<Added, DocError> {
     }
     let bytes = std::fs::read(path).map_err(|e| DocError::Open(shown.clone(), e.to_string()))?;
     let sha256 = format!("{:x}", Sha256::digest(&bytes));
-    if db.document_by_path(&shown)?.is_some_and(|d| d.sha256 == sha256 && d.status == "indexed") {
-        return Ok(Added::Unchanged { path: shown });
+    let before = db.document_by_path(&shown)?.filter(|d| d.sha256 == sha256);
+    match before {
+        Some(d) if d.status == "indexed" => return Ok(Added::Unchanged { path: shown }),
+        // The same bytes failed before: say why again without parsing them again
+        // (a PDF that hangs the reader would leave a stuck thread each time).
+        Some(d) => return Ok(Added::Failed { path: shown, why: d.note }),
+        None => {}
     }
-    let read = read_text(path, &bytes)?;
+    let read = match read_text(path, &bytes) {
+        Ok(r) => r,
+        Err(e) => {
+            db.fail_document(&shown, &sha256, &e.to_string())?;
+            return Ok(Added::Failed { path: shown, why: e.to_string() });
+        }
+    };
     let chunks: Vec<NewChunk> =
         read.pages.iter().enumerate().flat_map(|(i, page)| chunk_page(i as i64 + 1, page)).collect();
     db.replace_document(&shown, &sha256, bytes.len() as i64, read.pages.len() as i64, &read.note, &chunks)?;
