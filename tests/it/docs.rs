@@ -302,3 +302,22 @@ fn a_watched_folder_is_followed_new_changed_and_deleted_files() {
     let o = duet(&["docs", "watch"], home.path(), &[]);
     assert!(!o.status.success() && stderr(&o).contains("duet docs add --watch FOLDER"), "{}", stderr(&o));
 }
+
+#[test]
+fn a_file_deleted_while_the_folder_is_indexed_is_reported_and_the_rest_go_in() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let files = tempfile::tempdir().expect("tempdir");
+    std::fs::write(files.path().join("a.md"), "# A\n\nThe ovens are cleaned on Sundays.").expect("write");
+    std::fs::write(files.path().join("b.md"), "# B\n\nThe van leaves at five.").expect("write");
+    let listed = duet::tasks::docs::files_under(&[files.path().to_path_buf()]).expect("listed");
+    // Gone between the folder being listed and the file being read.
+    std::fs::remove_file(files.path().join("a.md")).expect("remove");
+    let mut db = duet::db::Db::open(&dir.path().join("docs.sqlite3")).expect("db opens");
+    let added = duet::tasks::docs::add_files(&mut db, &listed, &Silent, &Cancel::new()).expect("no database error");
+    assert!(
+        matches!(&added[0], duet::tasks::docs::Added::Failed { why, .. } if why.contains("could not read") && why.contains("a.md")),
+        "{added:?}"
+    );
+    assert!(matches!(&added[1], duet::tasks::docs::Added::Indexed { chunks: 1, .. }), "{added:?}");
+    assert_eq!(db.search_chunks("van", 5).expect("search").len(), 1);
+}
