@@ -33,6 +33,14 @@ struct Indexing {
     result: Pending<Result<Indexed, String>>,
 }
 
+/// What an indexing job does.
+enum IndexJob {
+    /// Index these files; the folders in `follow` are watched from now on.
+    Add { files: Vec<PathBuf>, follow: Vec<PathBuf> },
+    /// Bring the watched folders up to date (on opening the screen, or after a change in them).
+    CatchUp,
+}
+
 /// What an indexing job did: each file's outcome, and a line about the
 /// passages' vectors when something about them needs saying.
 struct Indexed {
@@ -142,56 +150,55 @@ impl DocumentsScreen {
                 return;
             }
         };
-        self.index(services, files, follow);
+        self.index(services, IndexJob::Add { files, follow });
     }
 
-    /// Bring the watched folders up to date, index `files` (folders among
-    /// them are watched from now on unless the box says otherwise), then
-    /// embed every passage still without a vector.
-    fn index(&mut self, services: &Services, files: Vec<PathBuf>, follow: Vec<PathBuf>) {
+    /// Run `job` on a worker thread, then embed every passage still
+    /// without a vector.
+    fn index(&mut self, services: &Services, job: IndexJob) {
         let progress = Arc::new(GuiProgress::new(services.wake.clone()));
         let cancel = Cancel::new();
         let (p, c, data) = (progress.clone(), cancel.clone(), services.paths.clone());
         let (store, catalog, slot) = (services.store(), services.catalog.clone(), self.embedder.clone());
         let result = Pending::spawn("duet-index", &services.wake, move || {
             let mut db = Db::open_default(&data).map_err(|e| e.to_string())?;
-            for folder in &follow {
-                db.watch_folder(&canonical_folder(folder).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
-            }
-            let refreshed = refresh(&mut db, p.as_ref(), &c).map_err(|e| e.to_string())?;
-            // A file the refresh just handled (a folder being followed) is not done twice.
-            let seen: std::collections::HashSet<String> =
-                refreshed.added.iter().map(|a| a.path().to_string()).collect();
-            let files: Vec<PathBuf> = files
-                .into_iter()
-                .filter(|f| !seen.contains(&*std::fs::canonicalize(f).unwrap_or_else(|_| f.clone()).to_string_lossy()))
-                .collect();
-            let mut added: Vec<Added> =
-                refreshed.added.into_iter().filter(|a| !matches!(a, Added::Unchanged { .. })).collect();
-            added.extend(add_files(&mut db, &files, p.as_ref(), &c).map_err(|e| e.to_string())?);
+            let (added, removed) = match job {
+                IndexJob::Add { files, follow } => {
+                    for folder in &follow {
+                        let folder = canonical_folder(folder).map_err(|e| e.to_string())?;
+                        db.watch_folder(&folder).map_err(|e| e.to_string())?;
+                    }
+                    (add_files(&mut db, &files, p.as_ref(), &c).map_err(|e| e.to_string())?, Vec::new())
+                }
+                IndexJob::CatchUp => {
+                    let done = refresh(&mut db, p.as_ref(), &c).map_err(|e| e.to_string())?;
+                    let changed = done.added.into_iter().filter(|a| !matches!(a, Added::Unchanged { .. }));
+                    (changed.collect(), done.removed)
+                }
+            };
             let vectors =
                 if c.is_cancelled() { None } else { embed_all(&mut db, &slot, &store, &catalog, p.as_ref(), &c) };
-            Ok(Indexed { added, removed: refreshed.removed, vectors })
+            Ok(Indexed { added, removed, vectors })
         });
         self.indexing = Some(Indexing { progress, cancel, result });
     }
 
-    /// Once per screen: finish embedding what a closed app left unembedded.
+    /// Once per screen: catch up with the watched folders and finish
+    /// embedding what a closed app left unembedded.
     fn resume(&mut self, services: &Services) {
         if self.resume_checked || self.indexing.is_some() {
             return;
         }
         self.resume_checked = true;
-        let left = services
-            .catalog
-            .default_embedder()
-            .map(|e| services.db.count_chunks_without_vectors(&e.id).unwrap_or(0))
-            .unwrap_or(0);
-        let present =
-            services.catalog.default_embedder().is_some_and(|e| services.store().model_state(e) != FileState::Missing);
+        // Passages left without vectors, with the model here to embed them (a
+        // missing model is fetched when the person adds files, not on opening a screen).
+        let unembedded = services.catalog.default_embedder().is_some_and(|e| {
+            services.db.count_chunks_without_vectors(&e.id).unwrap_or(0) > 0
+                && services.store().model_state(e) != FileState::Missing
+        });
         let watching = services.db.watched_folders().is_ok_and(|f| !f.is_empty());
-        if (left > 0 && present) || watching {
-            self.index(services, Vec::new(), Vec::new());
+        if unembedded || watching {
+            self.index(services, IndexJob::CatchUp);
         }
     }
 
@@ -227,7 +234,7 @@ impl DocumentsScreen {
             return;
         }
         f.pending_since = None;
-        self.index(services, Vec::new(), Vec::new());
+        self.index(services, IndexJob::CatchUp);
     }
 
     /// Write the sample handbook to the data folder and add it.

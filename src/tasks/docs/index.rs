@@ -31,15 +31,6 @@ pub enum Added {
     },
 }
 
-impl Added {
-    /// The document's full path.
-    pub fn path(&self) -> &str {
-        match self {
-            Added::Indexed { path, .. } | Added::Unchanged { path } | Added::Failed { path, .. } => path,
-        }
-    }
-}
-
 /// The files under `paths` that duet reads (folders walked, in name order).
 pub fn files_under(paths: &[PathBuf]) -> Result<Vec<PathBuf>, DocError> {
     let mut out = Vec::new();
