@@ -118,7 +118,7 @@ pub fn models(store: &Store, catalog: &Catalog, cmd: ModelsCommand) -> Result<()
 
 /// `duet models info`: the header of a GGUF in words.
 pub fn model_info(path: &Path) -> Result<String> {
-    use crate::engine::local::{llama::FastLlama, model::SUPPORTED, template};
+    use crate::engine::local::{decoder::Decoder, model::SUPPORTED, template};
     let (g, _) = Gguf::open(path)?;
     let f = g.summary();
     let mut types: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
@@ -129,7 +129,7 @@ pub fn model_info(path: &Path) -> Result<String> {
     let engine = if !SUPPORTED.contains(&f.architecture.as_str()) {
         format!("none: architecture '{}' is not supported (duet runs {})", f.architecture, SUPPORTED.join(", "))
     } else {
-        match FastLlama::check(&g) {
+        match Decoder::check(&g) {
             Ok(()) => format!("duet kernels ({})", crate::engine::local::kernels::kernels().name),
             Err(why) => format!("candle ({why})"),
         }

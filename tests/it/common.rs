@@ -99,3 +99,16 @@ pub fn stderr(o: &Output) -> String {
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
+
+/// gemma-3-270m (Q4_K_M), fetched by the store once per machine.
+pub fn gemma_model() -> PathBuf {
+    static PATH: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        let catalog = Catalog::builtin().expect("catalog");
+        let store = Store::new(Paths::resolve(None, Some(crate::common::models_dir())), false);
+        store
+            .ensure(catalog.get("gemma3-270m").expect("in catalog"), &Silent, &Cancel::new())
+            .expect("gemma3-270m fetches")
+    })
+    .clone()
+}

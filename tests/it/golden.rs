@@ -1,32 +1,16 @@
 //! Golden files from the Python reference (`scripts/reference/`): tokenizer ids
 //! from Hugging Face `tokenizers`/`transformers`, chat renders from `jinja2`.
 
-use crate::common::{default_model, read_json};
-use duet::catalog::Catalog;
-use duet::config::Paths;
+use crate::common::{default_model, gemma_model, read_json};
 use duet::engine::local::gguf::Gguf;
 use duet::engine::local::template::{ChatTemplate, Message};
 use duet::engine::local::tokenizer::Tokenizer;
-use duet::progress::{Cancel, Silent};
-use duet::store::Store;
 use std::path::PathBuf;
 
 fn tokenizer_of(path: &std::path::Path) -> (Gguf, Tokenizer) {
     let (g, _) = Gguf::open(path).expect("gguf opens");
     let t = Tokenizer::from_gguf(&g).expect("tokenizer builds");
     (g, t)
-}
-
-fn gemma_model() -> PathBuf {
-    static PATH: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    PATH.get_or_init(|| {
-        let catalog = Catalog::builtin().expect("catalog");
-        let store = Store::new(Paths::resolve(None, Some(crate::common::models_dir())), false);
-        store
-            .ensure(catalog.get("gemma3-270m").expect("in catalog"), &Silent, &Cancel::new())
-            .expect("gemma3-270m fetches")
-    })
-    .clone()
 }
 
 fn check_tokenizer(golden: &str, model: PathBuf) {
@@ -115,7 +99,7 @@ fn text_smollm2_cannot_represent_is_refused_clearly() {
     }
 }
 
-/// The second architecture runs end to end (through candle's gemma3 code),
+/// The second architecture runs end to end (on duet's kernels),
 /// deterministically, on the prompt ids the golden tokenizer gives.
 #[test]
 fn gemma3_generates_deterministically() {

@@ -16,6 +16,7 @@ mod engine;
 mod golden;
 mod gui;
 mod kquants;
+mod qwen2;
 mod reference;
 mod rope_freqs;
 mod server;

@@ -9,10 +9,10 @@
 //! `LocalModel` on its own named thread; requests arrive on a channel and
 //! events go back on a bounded channel per request.
 
+pub mod decoder;
 pub mod gguf;
 pub mod kernels;
 pub mod kv;
-pub mod llama;
 pub mod model;
 pub mod sampler;
 pub mod template;

@@ -5,9 +5,9 @@
 //! starts a fresh sequence. Which tokens it holds, and how far back it can go,
 //! is kept beside it by [`super::kv::KvCache`].
 
+use super::decoder::Decoder;
 use super::gguf::Gguf;
 use super::kv::KvCache;
-use super::llama::FastLlama;
 use candle_core::{Device, Tensor};
 use candle_transformers::models::{quantized_gemma3, quantized_llama, quantized_phi3, quantized_qwen2};
 
@@ -24,8 +24,8 @@ pub enum ModelError {
 }
 
 pub enum Weights {
-    /// duet's own kernels (llama with Q4_0/Q4_1/Q8_0/Q4_K/Q6_K matrices, on the CPU).
-    Fast(Box<FastLlama>),
+    /// duet's own kernels (llama, qwen2, gemma3 with Q4_0/Q4_1/Q5_0/Q8_0/Q4_K/Q6_K matrices, on the CPU).
+    Fast(Box<Decoder>),
     Llama(quantized_llama::ModelWeights),
     Qwen2(quantized_qwen2::ModelWeights),
     Gemma3(quantized_gemma3::ModelWeights),
@@ -40,12 +40,12 @@ impl Weights {
         // DUET_ENGINE=candle forces candle's implementation (comparisons, and an
         // escape hatch should duet's kernels misbehave on some CPU).
         let forced_candle = std::env::var("DUET_ENGINE").is_ok_and(|v| v == "candle");
-        device.is_cpu() && !forced_candle && FastLlama::check(g).is_ok()
+        device.is_cpu() && !forced_candle && Decoder::check(g).is_ok()
     }
 
     /// duet's own kernels; only for a file `runs_fast` accepted.
     pub fn load_fast(g: &Gguf, file: &std::fs::File, ctx: usize, threads: usize) -> Result<Self, ModelError> {
-        FastLlama::load(g, file, ctx, threads).map(|m| Weights::Fast(Box::new(m))).map_err(ModelError::Load)
+        Decoder::load(g, file, ctx, threads).map(|m| Weights::Fast(Box::new(m))).map_err(ModelError::Load)
     }
 
     /// candle's implementation, whatever the file (also the tests' second opinion).

@@ -79,8 +79,8 @@ impl QMatrix {
         }
     }
 
-    /// The GGML type codes this can repack: 2 = Q4_0, 3 = Q4_1, 8 = Q8_0,
-    /// 12 = Q4_K, 14 = Q6_K. K types need rows of whole super-blocks (256).
+    /// The GGML type codes this can repack: 2 = Q4_0, 3 = Q4_1, 6 = Q5_0,
+    /// 8 = Q8_0, 12 = Q4_K, 14 = Q6_K. K types need rows of whole super-blocks (256).
     /// Empty rows never: a crafted file's zero-width tensor would make the
     /// repack split its bytes into chunks of nothing.
     pub fn can_repack(ggml_type: u32, cols: usize) -> bool {
@@ -88,7 +88,7 @@ impl QMatrix {
             return false;
         }
         match ggml_type {
-            2 | 3 | 8 => cols % QK == 0,
+            2 | 3 | 6 | 8 => cols % QK == 0,
             12 | 14 => cols % (QK * KB) == 0,
             _ => false,
         }
@@ -107,6 +107,7 @@ impl QMatrix {
         let (kind, block_len) = match ggml_type {
             2 => (QKind::Q4_1, 18),
             3 => (QKind::Q4_1, 20),
+            6 => (QKind::Q8_0, 22),
             _ => (QKind::Q8_0, 34),
         };
         if raw.len() < n * block_len {
@@ -127,6 +128,18 @@ impl QMatrix {
                 3 => {
                     m.push(u16::from_le_bytes([block[2], block[3]]));
                     qs.extend_from_slice(&block[4..20]);
+                }
+                // Q5_0: the fifth bits of all 32 quants in one u32, the low four
+                // in nibbles as Q4_0's; w = d·(q − 16). Kept as Q8_0's signed
+                // bytes (34 bytes a block instead of 22): Gemma 3's file holds
+                // Q5_0 only in its q, k, gate and up matrices, a sixth of what a
+                // decode step reads, and the 8-bit kernels need no new code.
+                6 => {
+                    let high = u32::from_le_bytes([block[2], block[3], block[4], block[5]]);
+                    let q = &block[6..22];
+                    let value = |j: usize, nibble: u8| (nibble | ((((high >> j) & 1) as u8) << 4)) as i8 - 16;
+                    qs.extend((0..16).map(|j| value(j, q[j] & 0x0F) as u8));
+                    qs.extend((0..16).map(|j| value(j + 16, q[j] >> 4) as u8));
                 }
                 _ => qs.extend_from_slice(&block[2..34]),
             }
@@ -347,6 +360,8 @@ pub struct Kernels {
     pub weighted_sum: fn(p: &[f32], values: &[f32], stride: usize, out: &mut [f32]),
     /// gate[i] = silu(gate[i]) · up[i] (SwiGLU).
     pub silu_mul: fn(gate: &mut [f32], up: &[f32]),
+    /// gate[i] = gelu(gate[i]) · up[i], GELU's tanh form (GeGLU, Gemma).
+    pub gelu_mul: fn(gate: &mut [f32], up: &[f32]),
     /// x[i] = exp(x[i] − max); returns Σ x[i] (softmax numerators).
     pub exp_sum: fn(x: &mut [f32], max: f32) -> f32,
 }
@@ -437,7 +452,7 @@ mod tests {
     /// every weight: rows read back equal GGML's own dequantization.
     #[test]
     fn a_zero_width_tensor_is_refused_not_repacked() {
-        for ggml_type in [2, 3, 8, 12, 14] {
+        for ggml_type in [2, 3, 6, 8, 12, 14] {
             assert!(QMatrix::from_ggml(ggml_type, 4, 0, &[]).is_none(), "type {ggml_type}");
         }
         assert!(QMatrix::from_ggml(3, 1, 32, &[0; 20]).is_some(), "one Q4_1 block still repacks");
@@ -464,7 +479,7 @@ mod tests {
         }
     }
 
-    /// Q4_K and Q6_K blocks made by candle's quantizer (llama.cpp's layout):
+    /// Q4_K, Q6_K and Q5_0 blocks made by candle's quantizer (llama.cpp's layout):
     /// rows read back as candle dequantizes them, and every kernel set's
     /// products equal the dequantized dot, one token or several.
     #[test]
@@ -476,7 +491,7 @@ mod tests {
         let x = random(t * cols, 17);
         let mut a = QActs::default();
         a.quantize(&x, t, cols);
-        for (dtype, code) in [(GgmlDType::Q4K, 12), (GgmlDType::Q6K, 14)] {
+        for (dtype, code) in [(GgmlDType::Q4K, 12), (GgmlDType::Q6K, 14), (GgmlDType::Q5_0, 6)] {
             let src = Tensor::from_vec(values.clone(), (rows, cols), &Device::Cpu).expect("tensor");
             let q = QTensor::quantize(&src, dtype).expect("quantizes");
             let want: Vec<Vec<f32>> = q.dequantize(&Device::Cpu).expect("dequantizes").to_vec2().expect("rows");
@@ -569,6 +584,27 @@ mod tests {
             for (c, o) in o.iter().enumerate() {
                 let want: f32 = (0..keys).map(|j| p[j] * cache[j * stride + c]).sum();
                 assert!((o - want).abs() < 1e-4, "hd {hd} column {c}: {o} vs {want}");
+            }
+        }
+    }
+
+    /// GELU computed as x·sigmoid(2z) equals its tanh form.
+    #[test]
+    fn gelu_matches_its_tanh_formula() {
+        let x: Vec<f32> = (0..4003).map(|i| (i as f32 - 2000.0) * 0.01).collect();
+        let up: Vec<f32> = random(x.len(), 5);
+        for k in [&scalar::KERNELS, kernels()] {
+            let mut g = x.clone();
+            (k.gelu_mul)(&mut g, &up);
+            for ((g, &x), u) in g.iter().zip(&x).zip(&up) {
+                let (x64, u64) = (x as f64, *u as f64);
+                let inner = (2.0 / std::f64::consts::PI).sqrt() * (x64 + 0.044715 * x64.powi(3));
+                let want = 0.5 * x64 * (1.0 + inner.tanh()) * u64;
+                assert!(
+                    (*g as f64 - want).abs() <= 2e-6 * want.abs().max(1e-3),
+                    "{}: gelu({x})·{u}: {g} vs {want}",
+                    k.name
+                );
             }
         }
     }

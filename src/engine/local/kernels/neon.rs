@@ -20,6 +20,7 @@ pub const KERNELS: Kernels = Kernels {
     dot_many: scalar::dot_many,
     weighted_sum: scalar::weighted_sum,
     silu_mul: scalar::silu_mul,
+    gelu_mul: scalar::gelu_mul,
     exp_sum: scalar::exp_sum,
 };
 

@@ -2,8 +2,18 @@
 
 use super::{Kernels, QActs, QKind, QMatrix, ACT_MAX, QK};
 
-pub const KERNELS: Kernels =
-    Kernels { name: "scalar", dot_rows, quantize, dot_rows_n, dot_f32, dot_many, weighted_sum, silu_mul, exp_sum };
+pub const KERNELS: Kernels = Kernels {
+    name: "scalar",
+    dot_rows,
+    quantize,
+    dot_rows_n,
+    dot_f32,
+    dot_many,
+    weighted_sum,
+    silu_mul,
+    gelu_mul,
+    exp_sum,
+};
 
 pub fn dot_many(q: &[f32], keys: &[f32], stride: usize, out: &mut [f32]) {
     for (j, o) in out.iter_mut().enumerate() {
@@ -24,6 +34,20 @@ pub fn silu_mul(gate: &mut [f32], up: &[f32]) {
         *g = *g / (1.0 + (-*g).exp()) * u;
     }
 }
+
+/// 0.5·x·(1 + tanh(z)) = x·sigmoid(2z), z = √(2/π)·(x + 0.044715·x³): the
+/// sigmoid form needs one exp, as SiLU does.
+pub fn gelu_mul(gate: &mut [f32], up: &[f32]) {
+    for (g, u) in gate.iter_mut().zip(up) {
+        let x = *g;
+        let z2 = GELU_2C * x * (1.0 + GELU_A * x * x);
+        *g = x / (1.0 + (-z2).exp()) * u;
+    }
+}
+
+/// 2·√(2/π) and the cubic coefficient of GELU's tanh approximation.
+pub const GELU_2C: f32 = 1.595_769;
+pub const GELU_A: f32 = 0.044_715;
 
 pub fn exp_sum(x: &mut [f32], max: f32) -> f32 {
     let mut sum = 0f32;

@@ -9,11 +9,22 @@
 // Block loops index several parallel arrays (scales, quants, four token rows) by one index.
 #![allow(clippy::needless_range_loop)]
 
+use super::scalar::{GELU_2C, GELU_A};
 use super::{Kernels, QActs, QKind, QMatrix, ACT_MAX, QK};
 use std::arch::x86_64::*;
 
-pub const KERNELS: Kernels =
-    Kernels { name: "avx2", dot_rows, quantize, dot_rows_n, dot_f32, dot_many, weighted_sum, silu_mul, exp_sum };
+pub const KERNELS: Kernels = Kernels {
+    name: "avx2",
+    dot_rows,
+    quantize,
+    dot_rows_n,
+    dot_f32,
+    dot_many,
+    weighted_sum,
+    silu_mul,
+    gelu_mul,
+    exp_sum,
+};
 
 fn dot_many(q: &[f32], keys: &[f32], stride: usize, out: &mut [f32]) {
     let hd = q.len();
@@ -99,6 +110,12 @@ fn silu_mul(gate: &mut [f32], up: &[f32]) {
     unsafe { silu_mul_avx2(gate.as_mut_ptr(), up.as_ptr(), n) }
 }
 
+fn gelu_mul(gate: &mut [f32], up: &[f32]) {
+    let n = gate.len().min(up.len());
+    // SAFETY: reads and writes stay below n in both slices.
+    unsafe { gelu_mul_avx2(gate.as_mut_ptr(), up.as_ptr(), n) }
+}
+
 fn exp_sum(x: &mut [f32], max: f32) -> f32 {
     // SAFETY: as above.
     unsafe { exp_sum_avx2(x.as_mut_ptr(), x.len(), max) }
@@ -144,6 +161,26 @@ unsafe fn silu_mul_avx2(g: *mut f32, u: *const f32, n: usize) {
         *g.add(i) = x / (1.0 + (-x).exp()) * *u.add(i);
         i += 1;
     }
+}
+
+/// As `scalar::gelu_mul`: x·sigmoid(2z), one exp8 per eight values.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn gelu_mul_avx2(g: *mut f32, u: *const f32, n: usize) {
+    let one = _mm256_set1_ps(1.0);
+    let mut i = 0;
+    while i + 8 <= n {
+        let x = _mm256_loadu_ps(g.add(i));
+        let inner = _mm256_fmadd_ps(_mm256_mul_ps(x, x), _mm256_set1_ps(GELU_A), one);
+        let z2 = _mm256_mul_ps(_mm256_mul_ps(x, inner), _mm256_set1_ps(GELU_2C));
+        let e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), z2));
+        let gelu = _mm256_div_ps(x, _mm256_add_ps(one, e));
+        _mm256_storeu_ps(g.add(i), _mm256_mul_ps(gelu, _mm256_loadu_ps(u.add(i))));
+        i += 8;
+    }
+    super::scalar::gelu_mul(
+        std::slice::from_raw_parts_mut(g.add(i), n - i),
+        std::slice::from_raw_parts(u.add(i), n - i),
+    );
 }
 
 #[target_feature(enable = "avx2,fma")]
