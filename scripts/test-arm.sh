@@ -2,7 +2,7 @@
 # test-arm.sh — run duet's kernel tests as 64-bit ARM code (the NEON kernels),
 # under qemu, on an x86 Linux machine.
 #
-# The kernels and the forward pass (src/engine/local/{kernels/,gguf.rs,llama.rs})
+# The kernels and the forward pass (src/engine/local/{kernels/,gguf.rs,decoder/})
 # need only candle's GGUF reader besides small crates, so this builds them
 # alone, in a scratch crate outside the repository, for aarch64-unknown-linux-gnu,
 # and runs through qemu-aarch64: the kernels' unit tests, then the default
@@ -45,14 +45,14 @@ pub mod engine {
         pub mod gguf;
         #[path = "$REPO_ROOT/src/engine/local/kernels/mod.rs"]
         pub mod kernels;
-        #[path = "$REPO_ROOT/src/engine/local/llama.rs"]
-        pub mod llama;
+        #[path = "$REPO_ROOT/src/engine/local/decoder/mod.rs"]
+        pub mod decoder;
     }
 }
 
 #[cfg(test)]
 mod tests {
-use crate::engine::local::{gguf::Gguf, kernels, llama::FastLlama};
+use crate::engine::local::{decoder::Decoder, gguf::Gguf, kernels};
 
 #[test]
 fn the_neon_kernels_are_the_ones_chosen() {
@@ -64,7 +64,7 @@ fn greedy_answers_equal_the_f32_reference() {
     let golden: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string("$REPO_ROOT/tests/data/greedy_smollm2.json").unwrap()).unwrap();
     let (g, reader) = Gguf::open(std::path::Path::new("$MODEL")).unwrap();
-    let mut model = FastLlama::load(&g, reader.get_ref(), 512, 2).unwrap();
+    let mut model = Decoder::load(&g, reader.get_ref(), 512, 2).unwrap();
     let ids = |v: &serde_json::Value| -> Vec<u32> { v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect() };
     for case in golden["cases"].as_array().unwrap() {
         let (prompt, want) = (ids(&case["prompt_ids"]), ids(&case["generated_ids"]));

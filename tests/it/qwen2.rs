@@ -178,3 +178,20 @@ fn a_missing_or_misshapen_tensor_is_named() {
         assert!(err.contains(expect), "{err}");
     }
 }
+
+/// A context whose key/value cache cannot fit is refused at load with what it
+/// needs, instead of loading and being killed by the OS as the chat grows.
+#[test]
+fn a_context_larger_than_memory_is_refused_saying_what_it_needs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("qwen2-shapes.gguf");
+    write_file(&path, &weights(None, None));
+    let (g, reader) = Gguf::open(&path).expect("opens");
+    // 2 layers × 200M positions × 128 keys and values × 4 bytes × 2 ≈ 410 GB.
+    let err = match Weights::load_fast(&g, reader.get_ref(), 200_000_000, 1) {
+        Ok(_) => panic!("a 410 GB cache was accepted"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("200000000-token context needs 409.6 GB"), "{err}");
+    assert!(err.contains("choose a context of at most"), "{err}");
+}

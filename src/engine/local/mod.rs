@@ -1,8 +1,8 @@
 //! The local engine: a GGUF model on this computer's CPU (or GPU).
 //!
-//! duet's own kernels (`llama.rs` on `kernels/`) run llama-architecture files
-//! on the CPU; candle runs the other architectures, and every model on a GPU
-//! (see [`model::Weights`]).
+//! duet's own forward pass (`decoder/` on `kernels/`) runs llama, qwen2 and
+//! gemma3 files on the CPU; candle runs the rest (phi3, other quant types),
+//! and every model on a GPU (see [`model::Weights`]).
 //!
 //! [`LocalModel`] is the synchronous core: encode a conversation, reuse the KV
 //! cache for a shared prefix, sample, stream text. [`LocalEngine`] puts one

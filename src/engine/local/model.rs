@@ -19,6 +19,8 @@ pub enum ModelError {
         "the model's weights could not be loaded: {0}. The file may be damaged or use a layout duet does not know."
     )]
     Load(String),
+    #[error("not enough memory: {0}")]
+    Memory(String),
     #[error("the model failed while computing: {0}")]
     Compute(String),
 }
@@ -45,6 +47,8 @@ impl Weights {
 
     /// duet's own kernels; only for a file `runs_fast` accepted.
     pub fn load_fast(g: &Gguf, file: &std::fs::File, ctx: usize, threads: usize) -> Result<Self, ModelError> {
+        let cfg = super::decoder::arch::config(g).map_err(ModelError::Load)?;
+        super::decoder::check_memory_for(ctx, cfg.kv_bytes(ctx)).map_err(ModelError::Memory)?;
         Decoder::load(g, file, ctx, threads).map(|m| Weights::Fast(Box::new(m))).map_err(ModelError::Load)
     }
 

@@ -87,6 +87,11 @@ impl Config {
     pub fn kv_dim(&self) -> usize {
         self.n_kv_head * self.head_dim
     }
+
+    /// Bytes of the f32 key and value cache for `ctx` positions.
+    pub fn kv_bytes(&self, ctx: usize) -> usize {
+        self.n_layer.saturating_mul(ctx).saturating_mul(self.kv_dim()).saturating_mul(2 * 4)
+    }
 }
 
 /// The architecture, if duet's kernels run this file: without reading any weights.

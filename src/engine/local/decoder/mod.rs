@@ -239,6 +239,31 @@ impl Decoder {
     }
 }
 
+/// The KV cache is allocated untouched (pages cost memory only once used),
+/// so an oversized context would load fine and then be killed by the OS
+/// mid-answer as the conversation grows: refuse it now, saying what it needs.
+pub fn check_memory_for(ctx: usize, kv_bytes: usize) -> Result<(), Unsupported> {
+    let Some(free) = available_memory_bytes() else { return Ok(()) };
+    if kv_bytes <= free {
+        return Ok(());
+    }
+    let fits = (ctx as u128 * free as u128 / kv_bytes.max(1) as u128) as usize / 256 * 256;
+    let gb = |b: usize| b as f64 / 1e9;
+    Err(format!(
+        "a {ctx}-token context needs {:.1} GB for its key/value cache and this computer has {:.1} GB free; choose a context of at most {fits} tokens (--context, or Settings)",
+        gb(kv_bytes),
+        gb(free)
+    ))
+}
+
+/// Memory the OS says it can still give (Linux's MemAvailable); None elsewhere.
+fn available_memory_bytes() -> Option<usize> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kb: usize = line.split_whitespace().nth(1)?.parse().ok()?;
+    kb.checked_mul(1024)
+}
+
 /// x += proj, with proj first put through RMSNorm × `post` where the
 /// architecture has one (Gemma's "sandwich" norms). `tmp` is scratch.
 fn add_residual(x: &mut [f32], proj: &mut Vec<f32>, post: Option<&[f32]>, eps: f32, tmp: &mut Vec<f32>) {
