@@ -15,6 +15,7 @@ pub mod kernels;
 pub mod kv;
 pub mod model;
 pub mod sampler;
+mod spm;
 pub mod template;
 pub mod tokenizer;
 

@@ -1,8 +1,8 @@
 //! The model's tokenizer, rebuilt from the GGUF's own metadata.
 //!
 //! Two vocabularies are supported: `gpt2` (byte-level BPE: SmolLM2, Llama 3,
-//! Qwen2) and `llama` (SentencePiece BPE with byte fallback: Gemma, Llama 2,
-//! Phi-3). Ids must equal the Hugging Face tokenizer's for the same model; the
+//! Qwen2; run by `tokenizers`) and `llama` (SentencePiece BPE with byte
+//! fallback: Gemma, Llama 2, Phi-3; run by `spm.rs`). Ids must equal the Hugging Face tokenizer's for the same model; the
 //! golden tests in `tests/data` hold the reference ids.
 //!
 //! Special tokens are split out by this module itself, not by `tokenizers`,
@@ -10,19 +10,16 @@
 //! template (real markers) and which came from a user's message (plain text).
 
 use super::gguf::Gguf;
+use super::spm::Spm;
 use candle_core::quantized::gguf_file::Value;
 use std::collections::HashMap;
-use tokenizers::decoders::byte_fallback::ByteFallback;
 use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
-use tokenizers::decoders::fuse::Fuse;
-use tokenizers::decoders::sequence::Sequence as DecoderSequence;
 use tokenizers::models::bpe::BPE;
-use tokenizers::normalizers::replace::Replace;
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::pre_tokenizers::digits::Digits;
 use tokenizers::pre_tokenizers::sequence::Sequence;
 use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
-use tokenizers::{AddedToken, DecoderWrapper, NormalizerWrapper, PreTokenizerWrapper, SplitDelimiterBehavior};
+use tokenizers::{AddedToken, DecoderWrapper, PreTokenizerWrapper, SplitDelimiterBehavior};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TokenizerError {
@@ -42,6 +39,12 @@ const TYPE_CONTROL: i32 = 3;
 const TYPE_USER_DEFINED: i32 = 4;
 const TYPE_BYTE: i32 = 6;
 
+/// Plain text to ids: Hugging Face's byte-level BPE, or duet's SentencePiece BPE.
+enum Encoder {
+    Bpe(Box<tokenizers::Tokenizer>),
+    Spm(Box<Spm>),
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Gpt2,
@@ -50,7 +53,7 @@ enum Kind {
 
 pub struct Tokenizer {
     /// Encodes plain text: added tokens are never split out here.
-    inner: tokenizers::Tokenizer,
+    encoder: Encoder,
     kind: Kind,
     /// Control and user-defined tokens, longest first: (text, id).
     specials: Vec<(String, u32)>,
@@ -86,9 +89,8 @@ impl Tokenizer {
             Some(a) => a.iter().map(value_i32).collect(),
             None => vec![TYPE_NORMAL; tokens.len()],
         };
-        let vocab: HashMap<String, u32> = tokens.iter().enumerate().map(|(i, t)| (t.clone(), i as u32)).collect();
 
-        let bpe = match kind {
+        let encoder = match kind {
             Kind::Gpt2 => {
                 let merges: Vec<(String, String)> = g
                     .array("tokenizer.ggml.merges")
@@ -97,75 +99,46 @@ impl Tokenizer {
                     .filter_map(|v| v.to_string().ok())
                     .filter_map(|m| m.split_once(' ').map(|(a, b)| (a.to_string(), b.to_string())))
                     .collect();
-                BPE::builder()
-                    .vocab_and_merges(
-                        vocab.iter().map(|(k, v)| (k.clone(), *v)).collect::<tokenizers::models::bpe::Vocab>(),
-                        merges,
-                    )
+                let vocab: tokenizers::models::bpe::Vocab =
+                    tokens.iter().enumerate().map(|(i, t)| (t.clone(), i as u32)).collect();
+                let bpe = BPE::builder()
+                    .vocab_and_merges(vocab, merges)
                     .build()
+                    .map_err(|e| TokenizerError::Build(e.to_string()))?;
+                let mut inner = tokenizers::Tokenizer::new(bpe);
+                let pre = g.string("tokenizer.ggml.pre").unwrap_or("default");
+                inner.with_pre_tokenizer(Some(gpt2_pre_tokenizer(pre)?));
+                inner.with_decoder(Some(DecoderWrapper::ByteLevel(ByteLevelDecoder::default())));
+                // Registered so `tokenizers` never merges across them; splitting is ours.
+                let added: Vec<AddedToken> = tokens
+                    .iter()
+                    .zip(&types)
+                    .filter(|(_, ty)| **ty == TYPE_CONTROL || **ty == TYPE_USER_DEFINED)
+                    .map(|(t, _)| AddedToken::from(t.clone(), true))
+                    .collect();
+                inner.add_special_tokens(&added);
+                inner.set_encode_special_tokens(true);
+                Encoder::Bpe(Box::new(inner))
             }
             Kind::Spm => {
                 let scores: Vec<f32> = match g.array("tokenizer.ggml.scores") {
                     Some(a) => a.iter().map(|v| if let Value::F32(x) = v { *x } else { 0.0 }).collect(),
                     None => vec![0.0; tokens.len()],
                 };
-                let merges = spm_merges(&tokens, &types, &scores, &vocab);
-                let unk = g.u32("tokenizer.ggml.unknown_token_id").and_then(|i| tokens.get(i as usize).cloned());
-                let mut b = BPE::builder()
-                    .vocab_and_merges(
-                        vocab.iter().map(|(k, v)| (k.clone(), *v)).collect::<tokenizers::models::bpe::Vocab>(),
-                        merges,
-                    )
-                    .byte_fallback(true)
-                    .fuse_unk(true);
-                if let Some(unk) = unk {
-                    b = b.unk_token(unk);
-                }
-                b.build()
-            }
-        }
-        .map_err(|e| TokenizerError::Build(e.to_string()))?;
-
-        let mut inner = tokenizers::Tokenizer::new(bpe);
-        match kind {
-            Kind::Gpt2 => {
-                let pre = g.string("tokenizer.ggml.pre").unwrap_or("default");
-                inner.with_pre_tokenizer(Some(gpt2_pre_tokenizer(pre)?));
-                inner.with_decoder(Some(DecoderWrapper::ByteLevel(ByteLevelDecoder::default())));
-            }
-            Kind::Spm => {
+                let unk = g.u32("tokenizer.ggml.unknown_token_id");
                 let add_space_prefix = g.bool("tokenizer.ggml.add_space_prefix").unwrap_or(false);
-                let replace = Replace::new(" ", "▁").map_err(|e| TokenizerError::Build(e.to_string()))?;
-                if add_space_prefix {
-                    let prepend = tokenizers::normalizers::prepend::Prepend::new("▁".into());
-                    inner.with_normalizer(Some(NormalizerWrapper::Sequence(tokenizers::normalizers::Sequence::new(
-                        vec![prepend.into(), replace.into()],
-                    ))));
-                } else {
-                    inner.with_normalizer(Some(NormalizerWrapper::Replace(replace)));
-                }
-                let replace_back = tokenizers::decoders::DecoderWrapper::Replace(
-                    Replace::new("▁", " ").map_err(|e| TokenizerError::Build(e.to_string()))?,
-                );
-                inner.with_decoder(Some(DecoderWrapper::Sequence(DecoderSequence::new(vec![
-                    replace_back,
-                    DecoderWrapper::ByteFallback(ByteFallback::new()),
-                    DecoderWrapper::Fuse(Fuse::new()),
-                ]))));
+                Encoder::Spm(Box::new(
+                    Spm::new(&tokens, &types, scores, unk, add_space_prefix).map_err(TokenizerError::Build)?,
+                ))
             }
-        }
+        };
 
         let mut specials: Vec<(String, u32)> = Vec::new();
-        let mut added = Vec::new();
         for (id, (t, ty)) in tokens.iter().zip(&types).enumerate() {
             if *ty == TYPE_CONTROL || *ty == TYPE_USER_DEFINED {
                 specials.push((t.clone(), id as u32));
-                added.push(AddedToken::from(t.clone(), true));
             }
         }
-        // Registered so `tokenizers` never merges across them; splitting is ours.
-        inner.add_special_tokens(&added);
-        inner.set_encode_special_tokens(true);
         specials.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.1.cmp(&b.1)));
         specials.retain(|(t, _)| !t.is_empty());
         let special_matcher = aho_corasick::AhoCorasick::builder()
@@ -191,17 +164,25 @@ impl Tokenizer {
         if let Some(eot) = g.u32("tokenizer.ggml.eot_token_id") {
             stop_ids.push(eot);
         }
+        // `specials` holds exactly the control and user-defined tokens.
         for name in ["<|im_end|>", "<end_of_turn>", "<|eot_id|>", "<|end|>", "<|endoftext|>"] {
-            if let Some(&id) = vocab.get(name) {
-                if types.get(id as usize) == Some(&TYPE_CONTROL) || types.get(id as usize) == Some(&TYPE_USER_DEFINED) {
-                    stop_ids.push(id);
-                }
-            }
+            stop_ids.extend(specials.iter().filter(|(t, _)| t == name).map(|(_, id)| *id));
         }
         stop_ids.sort_unstable();
         stop_ids.dedup();
 
-        Ok(Tokenizer { inner, kind, specials, special_matcher, token_bytes, stop_ids, bos_id, eos_id, add_bos, tokens })
+        Ok(Tokenizer {
+            encoder,
+            kind,
+            specials,
+            special_matcher,
+            token_bytes,
+            stop_ids,
+            bos_id,
+            eos_id,
+            add_bos,
+            tokens,
+        })
     }
 
     pub fn vocab_size(&self) -> usize {
@@ -264,7 +245,15 @@ impl Tokenizer {
         if plain.is_empty() {
             return Ok(());
         }
-        let enc = self.inner.encode_fast(plain.as_str(), false).map_err(|e| TokenizerError::Encode(e.to_string()))?;
+        let inner = match &self.encoder {
+            Encoder::Bpe(inner) => inner,
+            Encoder::Spm(spm) => {
+                spm.encode(plain, ids);
+                plain.clear();
+                return Ok(());
+            }
+        };
+        let enc = inner.encode_fast(plain.as_str(), false).map_err(|e| TokenizerError::Encode(e.to_string()))?;
         // A byte-level vocabulary without some bytes drops them silently; say so instead.
         if self.kind == Kind::Gpt2 {
             let covered: usize = enc.get_ids().iter().map(|&id| self.token_bytes(id).len()).sum();
@@ -287,7 +276,8 @@ impl Tokenizer {
 
     /// Bytes covered by encoding `text` (for finding characters a vocabulary lacks).
     fn encode_text_raw(&self, text: &str) -> Option<usize> {
-        let enc = self.inner.encode_fast(text, false).ok()?;
+        let Encoder::Bpe(inner) = &self.encoder else { return None };
+        let enc = inner.encode_fast(text, false).ok()?;
         Some(enc.get_ids().iter().map(|&id| self.token_bytes(id).len()).sum())
     }
 
@@ -424,27 +414,6 @@ fn spm_byte(token: &str) -> Option<u8> {
 /// SentencePiece BPE stores scores, not merges. Rebuild the merge list the way
 /// Hugging Face's converter does: every split of a piece into two known pieces,
 /// ordered by the piece's score (higher first), ties by the halves' ids.
-fn spm_merges(tokens: &[String], types: &[i32], scores: &[f32], vocab: &HashMap<String, u32>) -> Vec<(String, String)> {
-    let mut merges: Vec<(String, String, f32)> = Vec::new();
-    for (id, piece) in tokens.iter().enumerate() {
-        if types.get(id).copied().unwrap_or(TYPE_NORMAL) != TYPE_NORMAL {
-            continue;
-        }
-        let mut local: Vec<(String, String, u32, u32)> = Vec::new();
-        for (i, _) in piece.char_indices().skip(1) {
-            let (l, r) = piece.split_at(i);
-            if let (Some(&li), Some(&ri)) = (vocab.get(l), vocab.get(r)) {
-                local.push((l.to_string(), r.to_string(), li, ri));
-            }
-        }
-        local.sort_by_key(|m| (m.2, m.3));
-        let score = scores.get(id).copied().unwrap_or(0.0);
-        merges.extend(local.into_iter().map(|(l, r, _, _)| (l, r, score)));
-    }
-    merges.sort_by(|a, b| b.2.partial_cmp(&a.2).unwrap_or(std::cmp::Ordering::Equal));
-    merges.into_iter().map(|(l, r, _)| (l, r)).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
