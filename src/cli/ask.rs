@@ -70,6 +70,9 @@ pub fn ask(store: &Store, catalog: &Catalog, a: AskArgs) -> Result<()> {
                 } else {
                     writeln!(out)?;
                 }
+                if let Some(notice) = &c.notice {
+                    eprintln!("{notice}");
+                }
                 if c.finish_reason == crate::engine::FinishReason::Cancelled {
                     bail!("stopped (Ctrl-C)");
                 }

@@ -83,10 +83,13 @@ pub fn chat(store: &Store, catalog: &Catalog, a: ChatArgs) -> Result<()> {
         });
         written?;
         match update {
-            Some(ChatUpdate::Answered { dropped_messages }) => {
+            Some(ChatUpdate::Answered { dropped_messages, notice }) => {
                 writeln!(out)?;
                 if dropped_messages > 0 {
                     eprintln!("(the oldest {dropped_messages} messages no longer fit the context and were left out)");
+                }
+                if let Some(notice) = notice {
+                    eprintln!("{notice}");
                 }
                 if let Some(stats) = session.messages.last().and_then(|m| m.metrics.as_ref()) {
                     if stats.stopped {

@@ -286,6 +286,7 @@ impl CloudBackend {
             usage,
             text,
             dropped_messages: 0,
+            notice: None,
             first_token_logprobs,
         })
     }
@@ -348,6 +349,7 @@ impl CloudBackend {
                     },
                     usage,
                     dropped_messages: 0,
+                    notice: None,
                     first_token_logprobs: Vec::new(),
                 });
             }
@@ -463,6 +465,7 @@ fn cancelled_completion(t0: Instant) -> Completion {
         usage: Usage::default(),
         timings: Timings { decode_ms: t0.elapsed().as_secs_f64() * 1e3, ..Default::default() },
         dropped_messages: 0,
+        notice: None,
         first_token_logprobs: Vec::new(),
     }
 }

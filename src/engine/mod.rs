@@ -77,6 +77,10 @@ pub struct Completion {
     pub timings: Timings,
     /// Turns dropped from the front of the conversation to fit the context.
     pub dropped_messages: usize,
+    /// Something the person should know about the answer (characters the
+    /// model cannot read were left out of the prompt…).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notice: Option<String>,
     /// The likeliest first tokens of the answer with their log-probabilities,
     /// when asked for and the backend offers them (cloud `logprobs`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -105,6 +105,7 @@ mod tests {
             usage: Usage { prompt_tokens: prompt, completion_tokens: completion, cached_tokens: 0 },
             timings: Timings::default(),
             dropped_messages: 0,
+            notice: None,
             first_token_logprobs: Vec::new(),
         }
     }

@@ -70,7 +70,7 @@ pub enum ChatUpdate {
     Delta(String),
     /// The answer is in the history (the last message); the oldest
     /// `dropped_messages` turns did not fit the context and were left out.
-    Answered { dropped_messages: usize },
+    Answered { dropped_messages: usize, notice: Option<String> },
     /// Stopped before any text: nothing was added.
     StoppedEmpty,
     /// No answer; the question stays in the history (Regenerate asks again).
@@ -380,7 +380,7 @@ impl ChatSession {
         };
         self.push(Role::Assistant, text, a.backend_label, a.location, Some(stats));
         match saved {
-            Ok(()) => ChatUpdate::Answered { dropped_messages: c.dropped_messages },
+            Ok(()) => ChatUpdate::Answered { dropped_messages: c.dropped_messages, notice: c.notice.clone() },
             Err(e) => ChatUpdate::Failed(e.into()),
         }
     }
@@ -423,6 +423,7 @@ mod tests {
             usage: Usage { prompt_tokens: 12, completion_tokens: 3, cached_tokens: 0 },
             timings: Timings::default(),
             dropped_messages: 0,
+            notice: None,
             first_token_logprobs: Vec::new(),
         })
     }
@@ -443,7 +444,7 @@ mod tests {
         s.send(Some(&mut db), answering(&b), "Capital of France?", None).unwrap();
         let mut seen = String::new();
         let end = s.wait(Some(&mut db), &mut |t| seen.push_str(t));
-        assert!(matches!(end, Some(ChatUpdate::Answered { dropped_messages: 0 })), "{end:?}");
+        assert!(matches!(end, Some(ChatUpdate::Answered { dropped_messages: 0, .. })), "{end:?}");
         assert_eq!(seen, "Paris.");
         let req = b.asked.lock().unwrap()[0].clone();
         assert_eq!(req.messages, vec![Message::system("Answer briefly."), Message::user("Capital of France?")]);

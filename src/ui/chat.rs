@@ -133,7 +133,10 @@ impl ChatScreen {
     pub fn poll(&mut self, services: &mut Services) {
         for update in self.session.poll(Some(&mut services.db)) {
             match update {
-                ChatUpdate::Answered { .. } => {
+                ChatUpdate::Answered { notice, .. } => {
+                    if let Some(n) = notice {
+                        services.notice = Some(n);
+                    }
                     services.last_tok_per_s =
                         self.session.messages.last().and_then(|m| m.metrics.as_ref()).map(|m| m.tok_per_s);
                 }

@@ -321,7 +321,9 @@ impl LocalModel {
             // The first token came from the prompt pass; the rest each took a step.
             decode_tok_per_s: rate(completion_tokens.saturating_sub(1), decode_ms),
         };
-        Ok(self.completion(text, finish, ids.len(), completion_tokens, reused, timings, dropped_messages))
+        let mut done = self.completion(text, finish, ids.len(), completion_tokens, reused, timings, dropped_messages);
+        done.notice = self.unreadable_notice(&req.messages);
+        Ok(done)
     }
 
     /// Log-probability of each continuation (token ids) as the start of the
@@ -388,8 +390,32 @@ impl LocalModel {
             usage: Usage { prompt_tokens, completion_tokens, cached_tokens },
             timings,
             dropped_messages,
+            notice: None,
             first_token_logprobs: Vec::new(),
         }
+    }
+
+    /// Characters of the conversation the vocabulary has no tokens for: they
+    /// were left out of the prompt, and the person should know which.
+    fn unreadable_notice(&self, messages: &[Message]) -> Option<String> {
+        let mut bad: Vec<char> = Vec::new();
+        for m in messages {
+            for c in self.tokenizer.unrepresentable(&m.content) {
+                if !bad.contains(&c) {
+                    bad.push(c);
+                }
+            }
+        }
+        if bad.is_empty() {
+            return None;
+        }
+        let names: Vec<String> = bad.iter().map(|c| format!("U+{:04X}", *c as u32)).collect();
+        Some(format!(
+            "{} this model cannot read {} left out of the prompt ({}); the rest of the text was used.",
+            if bad.len() == 1 { "A character".to_string() } else { format!("{} characters", bad.len()) },
+            if bad.len() == 1 { "was" } else { "were" },
+            names.join(", ")
+        ))
     }
 }
 

@@ -29,7 +29,7 @@ pub enum TokenizerError {
     UnsupportedModel(String),
     #[error("the model's tokenizer could not be built: {0}")]
     Build(String),
-    #[error("the text contains characters this model's vocabulary cannot represent: {0}")]
+    #[error("the text could not be turned into tokens: {0}")]
     Encode(String),
 }
 
@@ -54,7 +54,6 @@ enum Kind {
 pub struct Tokenizer {
     /// Encodes plain text: added tokens are never split out here.
     encoder: Encoder,
-    kind: Kind,
     /// Control and user-defined tokens, longest first: (text, id).
     specials: Vec<(String, u32)>,
     /// All of `specials` in one automaton (leftmost, then longest match):
@@ -68,6 +67,10 @@ pub struct Tokenizer {
     pub eos_id: Option<u32>,
     pub add_bos: bool,
     tokens: Vec<String>,
+    /// Byte-level vocabularies: which bytes have a token. SmolLM2 lacks 21
+    /// (U+0004 and other control characters); text holding them is encoded
+    /// without them, as the reference tokenizer does, and the person is told.
+    byte_ok: [bool; 256],
 }
 
 impl Tokenizer {
@@ -170,10 +173,17 @@ impl Tokenizer {
         }
         stop_ids.sort_unstable();
         stop_ids.dedup();
+        let mut byte_ok = [true; 256];
+        if kind == Kind::Gpt2 {
+            let have: std::collections::HashSet<&str> = tokens.iter().map(String::as_str).collect();
+            for (c, b) in gpt2_char_to_byte() {
+                byte_ok[b as usize] = have.contains(c.encode_utf8(&mut [0u8; 4]) as &str);
+            }
+        }
 
         Ok(Tokenizer {
+            byte_ok,
             encoder,
-            kind,
             specials,
             special_matcher,
             token_bytes,
@@ -253,32 +263,31 @@ impl Tokenizer {
                 return Ok(());
             }
         };
-        let enc = inner.encode_fast(plain.as_str(), false).map_err(|e| TokenizerError::Encode(e.to_string()))?;
-        // A byte-level vocabulary without some bytes drops them silently; say so instead.
-        if self.kind == Kind::Gpt2 {
-            let covered: usize = enc.get_ids().iter().map(|&id| self.token_bytes(id).len()).sum();
-            if covered != plain.len() {
-                let bad: Vec<String> = plain
-                    .chars()
-                    .filter(|c| {
-                        let mut buf = [0u8; 4];
-                        self.encode_text_raw(c.encode_utf8(&mut buf)).is_none_or(|n| n != c.len_utf8())
-                    })
-                    .map(|c| format!("U+{:04X}", c as u32))
-                    .collect();
-                return Err(TokenizerError::Encode(format!("{}; remove or replace them", bad.join(", "))));
-            }
+        // Characters without tokens are left out, and (as in the reference,
+        // whose pre-tokenizer splits there) nothing merges across where they were.
+        for piece in plain.split(|c| !self.represents(c)).filter(|p| !p.is_empty()) {
+            let enc = inner.encode_fast(piece, false).map_err(|e| TokenizerError::Encode(e.to_string()))?;
+            ids.extend_from_slice(enc.get_ids());
         }
-        ids.extend_from_slice(enc.get_ids());
         plain.clear();
         Ok(())
     }
 
-    /// Bytes covered by encoding `text` (for finding characters a vocabulary lacks).
-    fn encode_text_raw(&self, text: &str) -> Option<usize> {
-        let Encoder::Bpe(inner) = &self.encoder else { return None };
-        let enc = inner.encode_fast(text, false).ok()?;
-        Some(enc.get_ids().iter().map(|&id| self.token_bytes(id).len()).sum())
+    /// Whether the vocabulary has tokens for every byte of `c`.
+    fn represents(&self, c: char) -> bool {
+        c.encode_utf8(&mut [0u8; 4]).bytes().all(|b| self.byte_ok[b as usize])
+    }
+
+    /// The characters of `text` this vocabulary has no tokens for (left out
+    /// when the text is encoded), each once, in order of appearance.
+    pub fn unrepresentable(&self, text: &str) -> Vec<char> {
+        let mut out: Vec<char> = Vec::new();
+        for c in text.chars().filter(|&c| !self.represents(c)) {
+            if !out.contains(&c) {
+                out.push(c);
+            }
+        }
+        out
     }
 
     /// Where the first special-token string in `text` is: (byte offset, length).
