@@ -108,8 +108,9 @@ pub fn classify(store: &Store, catalog: &Catalog, a: ClassifyArgs) -> Result<()>
         classify.calibration = a.calibration.clamp(0.0, 1.0);
         classify.examples = crate::tasks::classify::parse_examples(&a.shots, &classify.labels)?;
         classify.max_review_tokens = a.max_review_tokens.max(1);
-        for backend in &a.backend {
+        for (i, backend) in a.backend.iter().enumerate() {
             let mut plan = plan_run(&source, classify.clone(), a.column.as_deref(), a.label_column.as_deref(), None)?;
+            plan.config.out = out_path(a.out.as_deref(), i, backend).map(|p| std::path::absolute(&p).unwrap_or(p));
             if backend.is_local() {
                 plan.config.model = Some(file_name(&resolve_model(store, catalog, a.model.model.as_deref())?));
             }
@@ -120,6 +121,17 @@ pub fn classify(store: &Store, catalog: &Catalog, a: ClassifyArgs) -> Result<()>
         }
     }
     report(&db, &runs, &a)
+}
+
+/// The labels file of the `i`-th run of one command: with several backends,
+/// each run gets its own file (results.csv, results.cloud-NAME.csv, …).
+fn out_path(out: Option<&std::path::Path>, i: usize, backend: &BackendSpec) -> Option<PathBuf> {
+    let out = out?;
+    Some(if i == 0 {
+        out.to_path_buf()
+    } else {
+        out.with_extension(format!("{}.csv", backend.to_string().replace(':', "-")))
+    })
 }
 
 fn file_name(path: &std::path::Path) -> String {
@@ -187,13 +199,8 @@ fn report(db: &Db, runs: &[(i64, BackendSpec)], a: &ClassifyArgs) -> Result<()> 
         let config: RunConfig = serde_json::from_str(&info.config_json)?;
         let rows = db.run_rows(*run_id)?;
         let summary = summarize(&config.classify.labels, &rows);
-        if let Some(out) = &a.out {
-            // With several backends, each run gets its own file: results.csv, results.cloud.csv, …
-            let path = if summaries.is_empty() {
-                out.clone()
-            } else {
-                out.with_extension(format!("{}.csv", backend.to_string().replace(':', "-")))
-            };
+        // This command's --out, or else the one the run was started with.
+        if let Some(path) = out_path(a.out.as_deref(), summaries.len(), backend).or_else(|| config.out.clone()) {
             let mut f = std::fs::File::create(&path).with_context(|| format!("could not write {}", path.display()))?;
             export_csv(&config.headers, &rows, &mut f)?;
             eprintln!("wrote {}", path.display());

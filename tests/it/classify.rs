@@ -124,6 +124,7 @@ fn a_cancelled_run_resumes_to_the_same_result_as_an_uninterrupted_one() {
         label_column: None,
         headers: vec!["id".into(), "text".into(), "label".into()],
         model: None,
+        out: None,
     };
     let whole = db.create_run("r.csv", &BackendSpec::Local, "{}").expect("run");
     let done =
@@ -242,6 +243,7 @@ fn a_run_that_cannot_go_on_is_marked_failed_not_running() {
         label_column: None,
         headers: vec!["id".into(), "text".into()],
         model: None,
+        out: None,
     };
     let run = db.create_run("r.csv", &BackendSpec::Local, "{}").expect("run");
     let err =
@@ -260,6 +262,7 @@ fn a_run_resumes_only_with_the_model_it_started_with() {
         label_column: None,
         headers: vec!["text".into()],
         model: Some("SmolLM2-135M-Instruct.Q4_1.gguf".into()),
+        out: None,
     };
     assert_eq!(config.model_mismatch(7, "SmolLM2-135M-Instruct.Q4_1.gguf"), None);
     let why = config.model_mismatch(7, "gemma-3-270m-q4_k_m.gguf").expect("refused");
@@ -291,6 +294,7 @@ fn resuming_from_the_command_line() {
         label_column: None,
         headers: vec!["text".into()],
         model: None,
+        out: None,
     };
     let run = db
         .create_run(&csv.to_string_lossy(), &BackendSpec::Local, &serde_json::to_string(&config).expect("json"))
@@ -319,7 +323,8 @@ fn a_killed_run_resumes_at_once_and_a_moving_one_is_refused() {
     let home = tempfile::tempdir().expect("tempdir");
     let eval = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/data/restaurant-reviews-eval.csv");
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_duet"))
-        .args(["classify", &eval.display().to_string(), "--label-column", "label"])
+        .args(["classify", &eval.display().to_string(), "--label-column", "label", "--out"])
+        .arg(home.path().join("labels.csv"))
         .env("DUET_HOME", home.path())
         .env("DUET_MODELS", crate::common::models_dir())
         .stdout(std::process::Stdio::null())
@@ -349,4 +354,7 @@ fn a_killed_run_resumes_at_once_and_a_moving_one_is_refused() {
     let db = Db::open_default(&paths).expect("db");
     let info = db.run(1).expect("run");
     assert_eq!((info.status, info.rows), (RunStatus::Done, 240));
+    // The resume was not told --out again; it wrote the file the run was started with.
+    let written = Table::open(&home.path().join("labels.csv")).expect("the resumed run wrote the --out file");
+    assert_eq!(written.count(), 240);
 }

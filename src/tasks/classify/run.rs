@@ -21,6 +21,10 @@ pub struct RunConfig {
     /// resumed run must use the same model, or its rows would mix two models.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
+    /// Where `duet classify --out` writes the labels: kept with the run, so a
+    /// resumed run writes the same file without being told again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub out: Option<std::path::PathBuf>,
 }
 
 impl RunConfig {

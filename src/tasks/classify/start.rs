@@ -40,7 +40,7 @@ pub fn plan_run(
         Some(c) => Some(table.headers[table.column(c)?].clone()),
         None => None,
     };
-    let config = RunConfig { classify, text_column, label_column, headers: table.headers.clone(), model };
+    let config = RunConfig { classify, text_column, label_column, headers: table.headers.clone(), model, out: None };
     Ok(RunPlan { source: source.to_path_buf(), table, config })
 }
 
