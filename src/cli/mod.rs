@@ -3,7 +3,7 @@
 //! Errors reach the person as one sentence on stderr and a non-zero exit code,
 //! never a panic or a backtrace.
 
-use crate::catalog::{human_bytes, Catalog, ModelEntry, ModelKind};
+use crate::catalog::{human_bytes, Catalog, ModelEntry};
 use crate::config::Paths;
 use crate::config::Settings;
 use crate::engine::cloud::{CloudBackend, CloudOptions};

@@ -60,7 +60,7 @@ pub fn models(store: &Store, catalog: &Catalog, cmd: ModelsCommand) -> Result<()
                     m.parameters,
                     m.quantization,
                     human_bytes(m.size_bytes()),
-                    human_bytes(ram_needed(store, m)),
+                    human_bytes(store.ram_needed(m)),
                     state_word(state)
                 )?;
             }
@@ -163,16 +163,4 @@ pub fn model_info(path: &Path) -> Result<String> {
         human_bytes(f.ram_bytes(ctx)),
         ctx
     ))
-}
-
-/// Memory to run a model: exact from the file when present, estimated otherwise.
-pub fn ram_needed(store: &Store, m: &ModelEntry) -> u64 {
-    if m.kind == ModelKind::Chat && store.model_state(m) != FileState::Missing {
-        if let Ok((g, _)) = Gguf::open(&store.file_path(m, m.main_file())) {
-            let facts = g.summary();
-            let ctx = facts.context_length.min(LoadOptions::default().context_length as u32);
-            return facts.ram_bytes(ctx);
-        }
-    }
-    m.ram_estimate_bytes()
 }

@@ -28,6 +28,10 @@ pub struct ModelsScreen {
     /// Last outcome per model ("verified", or the error in words).
     pub outcomes: HashMap<String, String>,
     states: HashMap<String, FileState>,
+    /// Memory each model needs, and the file state it was read for: a present
+    /// file's header is read again only when its state changes (Gemma's holds
+    /// 262k tokens: too slow to parse every refresh).
+    ram: HashMap<String, (FileState, u64)>,
     states_at: Option<std::time::Instant>,
     confirm_delete: Option<String>,
     picking: Option<Pending<Option<PathBuf>>>,
@@ -97,6 +101,12 @@ impl ModelsScreen {
         if stale {
             let store = services.store();
             self.states = services.catalog.models.iter().map(|m| (m.id.clone(), store.model_state(m))).collect();
+            for m in &services.catalog.models {
+                let state = self.states.get(&m.id).copied().unwrap_or(FileState::Missing);
+                if self.ram.get(&m.id).is_none_or(|(s, _)| *s != state) {
+                    self.ram.insert(m.id.clone(), (state, store.ram_needed(m)));
+                }
+            }
             self.states_at = Some(std::time::Instant::now());
         }
         self.states.get(id).copied().unwrap_or(FileState::Missing)
@@ -126,8 +136,8 @@ impl ModelsScreen {
         ui.separator();
         let default = services.default_model_spec();
         egui::ScrollArea::both().auto_shrink([false, false]).show(ui, |ui| {
-            egui::Grid::new("catalog").striped(true).num_columns(8).spacing([12.0, 6.0]).show(ui, |ui| {
-                for h in ["Model", "Parameters", "Quantization", "Size", "License", "Here", "Fits in memory", ""] {
+            egui::Grid::new("catalog").striped(true).num_columns(7).spacing([12.0, 6.0]).show(ui, |ui| {
+                for h in ["Model", "Size", "File", "License", "Here", "Fits in memory", ""] {
                     ui.strong(h);
                 }
                 ui.end_row();
@@ -139,9 +149,8 @@ impl ModelsScreen {
                         name.push_str(" (default)");
                     }
                     ui.label(name).on_hover_text(format!("{} · {}", m.id, m.family));
-                    ui.label(&m.parameters);
-                    ui.label(&m.quantization);
-                    ui.label(human_bytes(m.size_bytes()));
+                    ui.label(&m.parameters).on_hover_text("parameters");
+                    ui.label(format!("{} · {}", m.quantization, human_bytes(m.size_bytes())));
                     ui.label(&m.license);
                     ui.label(match state {
                         FileState::Verified => "verified",
@@ -149,7 +158,7 @@ impl ModelsScreen {
                         FileState::Corrupt => "damaged",
                         FileState::Missing => "—",
                     });
-                    let need = m.ram_estimate_bytes();
+                    let need = self.ram.get(&m.id).map_or_else(|| m.ram_estimate_bytes(), |(_, b)| *b);
                     ui.label(match ram {
                         Some(r) if need <= r / 2 => format!("yes (~{})", human_bytes(need)),
                         Some(r) if need <= r => format!("tight (~{})", human_bytes(need)),
@@ -163,8 +172,12 @@ impl ModelsScreen {
                         job.progress.ui(ui, Some(&job.cancel));
                         ui.end_row();
                     } else if let Some(o) = self.outcomes.get(&m.id) {
-                        ui.label("");
-                        ui.weak(o);
+                        // Under the model's name, wrapped: a long error on one
+                        // line would push every column after it off the screen.
+                        ui.scope(|ui| {
+                            ui.set_max_width(ui.available_width().min(360.0));
+                            ui.add(egui::Label::new(egui::RichText::new(o).weak()).wrap());
+                        });
                         ui.end_row();
                     }
                 }
@@ -225,22 +238,22 @@ impl ModelsScreen {
             return;
         }
         let present = matches!(state, FileState::Verified | FileState::Unverified);
-        if !present && ui.add_enabled(!services.settings.app.offline, egui::Button::new("Download")).clicked() {
+        if !present && ui.add_enabled(!services.settings.app.offline, egui::Button::new("Download").small()).clicked() {
             self.download(services, id);
         }
         if present {
-            if kind == ModelKind::Chat && ui.button("Use now").clicked() {
+            if kind == ModelKind::Chat && ui.small_button("Use now").clicked() {
                 services.load_local(id);
             }
-            if ui.button("Verify").clicked() {
+            if ui.small_button("Verify").clicked() {
                 self.verify(services, id);
             }
-            if kind == ModelKind::Chat && ui.button("Set as default").clicked() {
+            if kind == ModelKind::Chat && ui.small_button("Set as default").clicked() {
                 services.settings.app.default_model = id.to_string();
                 services.save_settings();
             }
         }
-        if state != FileState::Missing && ui.button("Delete…").clicked() {
+        if state != FileState::Missing && ui.small_button("Delete…").clicked() {
             self.confirm_delete = Some(id.to_string());
         }
     }

@@ -179,6 +179,39 @@ fn the_models_screen_lists_the_catalog() {
     shown(&h, "verified");
 }
 
+/// At the window's default size (1100×720) every button of a row is on
+/// screen, and a long error under a model wraps there instead of pushing
+/// the columns after it off the screen.
+#[test]
+fn a_long_download_error_wraps_and_every_button_stays_on_screen() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let width = 1100.0;
+    let mut h = Harness::builder()
+        .with_size(eframe::egui::Vec2::new(width, 720.0))
+        .with_accessibility_check(false)
+        .build_ui_state(|ui, app: &mut DuetApp| app.ui(ui), app(home.path()));
+    h.get_by_label("Models").click();
+    h.step();
+    wait_for(&mut h, "the model to load", model_ready);
+    let error = "could not fetch gemma-3-270m-q4_k_m.gguf. Tried: the Hugging Face hub (connection refused); \
+                 the Python package index (pip could not reach it). Get it from https://huggingface.co/x/y and save it \
+                 as /home/someone/.local/share/duet/models/gemma3-270m/gemma-3-270m-q4_k_m.gguf";
+    h.state_mut().models.outcomes.insert("gemma3-270m".into(), error.into());
+    h.run_steps(3);
+    let mut buttons = 0;
+    for label in ["Delete…", "Set as default", "Download"] {
+        for b in h.get_all_by_label(label) {
+            assert!(
+                b.rect().max.x <= width,
+                "a {label} button ends at x = {}, past the window's {width}",
+                b.rect().max.x
+            );
+            buttons += 1;
+        }
+    }
+    assert!(buttons >= 3, "the rows' buttons are there ({buttons})");
+}
+
 #[test]
 fn the_reviews_example_is_classified_counted_and_charted() {
     let home = tempfile::tempdir().expect("tempdir");

@@ -143,3 +143,30 @@ fn hub_only_entries_trust_the_hubs_lfs_hash() {
     store.ensure(entry, &Silent, &Cancel::new()).expect("fetches");
     store.verify(entry, &Silent).expect("verifies against the recorded hub hash");
 }
+
+/// When no source answers, the error says what was tried and why, gives the
+/// file's real hash or says none is recorded, and only blames offline mode
+/// when offline mode is what stopped it.
+#[test]
+fn a_failed_fetch_says_what_was_tried_and_gives_the_real_hash() {
+    let closed = {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        format!("http://{}", l.local_addr().expect("addr"))
+    };
+    let home = tempfile::tempdir().expect("tempdir");
+    for sha256 in ["", &"ab".repeat(32)] {
+        let cat = catalog(sha256, 1000);
+        let entry = cat.default_model();
+        let err = store_at(home.path(), &closed).ensure(entry, &Silent, &Cancel::new()).unwrap_err().to_string();
+        assert!(err.contains("Tried:") && err.contains("Hugging Face hub"), "{err}");
+        assert!(!err.contains("offline") && !err.contains("network on"), "the network is on: {err}");
+        if sha256.is_empty() {
+            assert!(err.contains("the catalog records no sha256"), "{err}");
+        } else {
+            assert!(err.contains(&format!("sha256 {sha256}")), "{err}");
+        }
+        let offline = Store::new(Paths::resolve(Some(home.path().to_path_buf()), Some(home.path().join("m"))), true);
+        let err = offline.ensure(entry, &Silent, &Cancel::new()).unwrap_err().to_string();
+        assert!(err.contains("turn offline mode off"), "{err}");
+    }
+}
