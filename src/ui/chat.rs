@@ -124,6 +124,7 @@ impl ChatScreen {
             return;
         }
         let Some(answerer) = self.answerer(services) else { return };
+        self.error = None;
         if let Err(e) = self.session.regenerate(Some(&mut services.db), answerer) {
             self.error = Some(e.to_string());
         }
@@ -311,7 +312,16 @@ impl ChatScreen {
                 });
             }
             if let Some(e) = &self.error {
-                ui.colored_label(ui.visuals().error_fg_color, format!("Error: {e}"));
+                // A question that got no answer stays in the conversation, with
+                // the reason and a way to ask again once the cause is fixed.
+                let unanswered = !self.session.is_answering()
+                    && self.session.messages.last().is_some_and(|m| m.role == Role::User);
+                ui.horizontal_wrapped(|ui| {
+                    ui.colored_label(ui.visuals().error_fg_color, format!("Error: {e}"));
+                    if unanswered && ui.button("Retry").on_hover_text("Ask this question again").clicked() {
+                        action = Some(MsgAction::Regenerate);
+                    }
+                });
             }
             match action {
                 Some(MsgAction::Copy(t)) => ui.ctx().copy_text(t),
@@ -350,9 +360,7 @@ impl ChatScreen {
             } else {
                 ui.horizontal(|ui| {
                     ui.strong("Assistant");
-                    // The badge: where this answer ran.
-                    let badge = m.location.to_string();
-                    ui.label(egui::RichText::new(badge).small().background_color(ui.visuals().faint_bg_color));
+                    location_badge(ui, &m.location);
                     ui.weak(&m.backend_label);
                 });
                 CommonMarkViewer::new().show(ui, &mut self.md_cache, &m.content);
@@ -487,4 +495,14 @@ fn export_dialog(services: &mut Services, title: &str, ext: &'static str, conten
     let name: String = title.chars().filter(|c| c.is_alphanumeric() || *c == ' ' || *c == '-').collect();
     let name = format!("{}.{ext}", if name.trim().is_empty() { "conversation" } else { name.trim() });
     services.save_dialog(name, content);
+}
+
+/// Where an answer ran, as a pill at the body text's size: green when it
+/// stayed on this computer, amber when the conversation was sent away.
+fn location_badge(ui: &mut egui::Ui, location: &crate::engine::DataLocation) {
+    let local = *location == crate::engine::DataLocation::ThisComputer;
+    let fill = if local { egui::Color32::from_rgb(30, 90, 50) } else { egui::Color32::from_rgb(120, 80, 20) };
+    egui::Frame::new().fill(fill).corner_radius(9.0).inner_margin(egui::Margin::symmetric(8, 2)).show(ui, |ui| {
+        ui.label(egui::RichText::new(location.to_string()).color(egui::Color32::WHITE));
+    });
 }

@@ -162,6 +162,13 @@ fn switching_to_a_cloud_profile_changes_the_badge_and_a_bad_key_says_what_to_do(
     assert!(err.contains("401") && err.contains("key"), "{err}");
     assert!(!err.contains("sk-not-the-right-one"), "the key never appears: {err}");
     shown(&h, "rejected");
+    // The failed question stays, with a Retry that answers it once the cause is fixed.
+    assert_eq!(h.state().chat.session.messages.last().map(|m| m.content.as_str()), Some("Hello?"));
+    h.state_mut().set_chat_backend("cloud:lab");
+    h.step();
+    h.get_by_label("Retry").click();
+    wait_for(&mut h, "the retried answer", |a| !a.chat.is_streaming() && a.chat.session.messages.len() == 6);
+    assert_eq!(h.state().chat.error, None);
     server.shutdown();
 }
 
