@@ -206,3 +206,36 @@ fn mutated_headers_of_the_real_model_never_panic() {
     assert_eq!(opened + refused, 300);
     assert!(refused > 0, "the cut copy is truncated, so most must be refused");
 }
+
+/// The real model with one matrix of the wrong shape (32 × 1048576, which
+/// once reached a worker and panicked it mid-answer): refused at load, naming
+/// the tensor and the shape the model needs.
+#[test]
+fn a_misshapen_tensor_is_named_at_load_not_panicked_on() {
+    use candle_core::quantized::{gguf_file, GgmlDType, QTensor};
+    use candle_core::{Device, Tensor};
+    let src = default_model();
+    let mut reader = std::io::BufReader::new(std::fs::File::open(&src).expect("opens"));
+    let content = gguf_file::Content::read(&mut reader).expect("reads");
+    let mut tensors: Vec<(String, QTensor)> = Vec::new();
+    for name in content.tensor_infos.keys() {
+        let t = if name == "blk.3.attn_k.weight" {
+            let zeros = Tensor::zeros((32, 1 << 20), candle_core::DType::F32, &Device::Cpu).expect("zeros");
+            QTensor::quantize(&zeros, GgmlDType::Q4_1).expect("quantizes")
+        } else {
+            content.tensor(&mut reader, name, &Device::Cpu).expect("tensor")
+        };
+        tensors.push((name.clone(), t));
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = dir.path().join("misshapen.gguf");
+    let metadata: Vec<(&str, &gguf_file::Value)> = content.metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(n, q)| (n.as_str(), q)).collect();
+    gguf_file::write(&mut std::fs::File::create(&bad).expect("creates"), &metadata, &refs).expect("writes");
+    let err = expect_error(
+        &["ask", "hi", "--model", bad.to_str().expect("utf8")],
+        &[],
+        &["blk.3.attn_k.weight has shape [32, 1048576]; this model needs [192, 576]"],
+    );
+    assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"), "{err}");
+}
