@@ -44,6 +44,13 @@ pub enum CloudError {
 }
 
 impl CloudError {
+    /// The request never left this computer (no connection was made).
+    pub fn nothing_sent(&self) -> bool {
+        matches!(self, CloudError::Refused { .. } | CloudError::Unreachable { .. })
+    }
+}
+
+impl CloudError {
     /// The same error with `scrub` applied to every text a server sent back
     /// (a server may echo part of the key).
     pub fn scrubbed(self, scrub: impl Fn(&str) -> String) -> Self {

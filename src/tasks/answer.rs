@@ -31,6 +31,10 @@ pub struct AnswerStats {
     /// The person stopped the answer before it ended.
     pub stopped: bool,
     pub location: DataLocation,
+    /// A cloud request that failed before any connection was made: the
+    /// prompt went nowhere.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub nothing_sent: bool,
 }
 
 impl AnswerStats {
@@ -53,6 +57,7 @@ impl AnswerStats {
             price_known: prices.is_none_or(|(inp, out)| inp > 0.0 || out > 0.0),
             stopped: c.finish_reason == FinishReason::Cancelled,
             location,
+            nothing_sent: false,
         }
     }
 
@@ -86,6 +91,9 @@ impl AnswerStats {
 
     /// "stayed on this computer" or "sent to HOST".
     pub fn location_text(&self) -> String {
+        if self.nothing_sent {
+            return "nothing was sent (no connection was made)".to_string();
+        }
         match &self.location {
             DataLocation::ThisComputer => "stayed on this computer".to_string(),
             other => other.to_string(),

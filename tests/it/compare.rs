@@ -44,6 +44,8 @@ fn local_and_cloud_side_by_side_with_one_backend_failing() {
     let catalog = Catalog::builtin().expect("catalog");
     let good = profile("lab", server.addr, "sk-right");
     let bad = profile("broken", server.addr, "sk-wrong");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port");
+    let down = profile("down", closed, "sk-right");
     let contenders = vec![
         Contender { spec: BackendSpec::Local, backend: Box::new(engine().clone()), prices: None },
         Contender {
@@ -56,13 +58,18 @@ fn local_and_cloud_side_by_side_with_one_backend_failing() {
             backend: Box::new(backend_for(&bad, CloudOptions::default())),
             prices: Some(catalog.prices_for(&bad)),
         },
+        Contender {
+            spec: BackendSpec::cloud("down"),
+            backend: Box::new(backend_for(&down, CloudOptions::default())),
+            prices: Some(catalog.prices_for(&down)),
+        },
     ];
     let mut req = GenRequest::new(vec![Message::user("What is the capital of France?")]);
     req.sampling = SamplingParams { temperature: 0.0, ..SamplingParams::default() };
     req.max_tokens = 40;
     let mut cmp = Comparison::start(contenders, "What is the capital of France?", "", req);
     cmp.wait();
-    let [local, cloud, broken] = &cmp.columns[..] else { panic!("three columns") };
+    let [local, cloud, broken, down] = &cmp.columns[..] else { panic!("four columns") };
     for c in [local, cloud] {
         assert!(c.error.is_none(), "{:?}", c.error);
         assert!(c.text.contains("Paris"), "{}", c.text);
@@ -77,6 +84,11 @@ fn local_and_cloud_side_by_side_with_one_backend_failing() {
     let err = broken.error.as_deref().expect("the wrong key fails");
     assert!(err.contains("401"), "{err}");
     assert!(!err.contains("sk-wrong"), "the key never appears in errors");
+    // The prompt reached the server that refused the key; nothing reached the closed port.
+    assert!(broken.stats.location_text().starts_with("sent to 127.0.0.1"), "{}", broken.stats.location_text());
+    let err = down.error.as_deref().expect("a closed port fails");
+    assert!(err.contains("nothing is answering"), "{err}");
+    assert_eq!(down.stats.location_text(), "nothing was sent (no connection was made)");
 
     let db = Db::in_memory().expect("db");
     let id = cmp.save(&db).expect("saved");
