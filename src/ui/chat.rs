@@ -175,7 +175,7 @@ impl ChatScreen {
             for (id, title, snippet) in entries {
                 let selected = self.session.conversation == Some(id);
                 let label = if title.is_empty() { "(untitled)".to_string() } else { title.clone() };
-                let r = ui.selectable_label(selected, label);
+                let r = ui.selectable_label(selected, label).on_hover_text("Right-click to rename, export or delete");
                 if !snippet.is_empty() {
                     ui.small(snippet);
                 }

@@ -60,6 +60,9 @@ pub struct ReviewsScreen {
     pub summary: Option<Summary>,
     headers_of_shown: Vec<String>,
     pub error: Option<String>,
+    /// How the last run went ("240 reviews in 10.2 s"): this screen's news,
+    /// not shown on the others.
+    pub status: Option<String>,
     filter: String,
     sort: SortBy,
     only_mistakes: bool,
@@ -96,6 +99,7 @@ impl Default for ReviewsScreen {
             summary: None,
             headers_of_shown: Vec::new(),
             error: None,
+            status: None,
             filter: String::new(),
             sort: SortBy::Row,
             only_mistakes: false,
@@ -143,7 +147,10 @@ impl ReviewsScreen {
         }
         self.error = None;
         match self.prepare(services) {
-            Ok(r) => self.running = Some(r),
+            Ok(r) => {
+                self.status = None;
+                self.running = Some(r);
+            }
             Err(e) => self.error = Some(e),
         }
     }
@@ -215,7 +222,10 @@ impl ReviewsScreen {
             self.launch(services, run_id, resumed.table, resumed.config, classifier, cancel)
         })();
         match result {
-            Ok(r) => self.running = Some(r),
+            Ok(r) => {
+                self.status = None;
+                self.running = Some(r);
+            }
             Err(e) => self.error = Some(e),
         }
     }
@@ -289,7 +299,7 @@ impl ReviewsScreen {
                     }
                     Ok(outcome) => {
                         if outcome.seconds > 0.0 && outcome.classified_now > 0 {
-                            services.notice = Some(format!(
+                            self.status = Some(format!(
                                 "{} reviews in {:.1} s ({:.1}/s)",
                                 outcome.classified_now,
                                 outcome.seconds,
@@ -436,6 +446,9 @@ impl ReviewsScreen {
         }
         if let Some(e) = &self.error {
             ui.colored_label(ui.visuals().error_fg_color, e);
+        }
+        if let Some(s) = &self.status {
+            ui.weak(s);
         }
         ui.separator();
         ui.collapsing("Earlier runs", |ui| {

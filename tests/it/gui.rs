@@ -237,6 +237,14 @@ fn the_reviews_example_is_classified_counted_and_charted() {
     shown(&h, "The mochi is excellent!");
     // The chart's bars carry the labels.
     shown(&h, "positive");
+    // How the run went is this screen's news: not shown on the others.
+    h.step();
+    let status = h.state().reviews.status.clone().expect("the run's speed is shown");
+    assert!(status.starts_with("5 reviews in"), "{status}");
+    shown(&h, &status);
+    h.get_by_label("Settings").click();
+    h.run_steps(2);
+    assert!(h.query_by_label_contains("reviews in").is_none(), "the Reviews status line shows on Settings");
 }
 
 #[test]
