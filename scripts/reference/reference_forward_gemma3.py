@@ -36,8 +36,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common as C  # noqa: E402
-
-TOP_K = 16
+from reference_forward import summarize  # noqa: E402  (the same [id, logit] summary as SmolLM2's)
 
 SEQ2_TEXT = (
     "The lighthouse keeper climbed the spiral stairs every evening at dusk. For forty years he had "
@@ -165,15 +164,6 @@ def tokenizer(path):
         return ids
 
     return encode, sp
-
-
-def summarize(row):
-    top = np.argsort(-row, kind="stable")[:TOP_K]
-    return {
-        "argmax": int(top[0]),
-        "margin": round(float(row[top[0]] - row[top[1]]), 5),
-        "top": [[int(i), round(float(row[i]), 5)] for i in top],
-    }
 
 
 def chat(user):
