@@ -49,7 +49,8 @@ impl Gguf {
         // a header is damaged, and is reported as such, in words.
         let content = match quietly(|| Content::read(&mut reader)) {
             Ok(Ok(c)) => c,
-            Ok(Err(e)) => return Err(corrupt(e.to_string())),
+            // candle appends a backtrace to its message when RUST_BACKTRACE is set: the first line is the reason.
+            Ok(Err(e)) => return Err(corrupt(e.to_string().lines().next().unwrap_or_default().to_string())),
             Err(_) => return Err(corrupt("its header holds impossible values".into())),
         };
         let mut needed = content.tensor_data_offset;
