@@ -83,6 +83,9 @@ impl FileBytes {
     }
 }
 
+/// Bytes of a matrix repacked at a time (see `Tensors::matrix`).
+const REPACK_CHUNK_BYTES: usize = 8 << 20;
+
 /// One GGUF's tensors, read by name.
 pub struct Tensors<'a> {
     pub g: &'a Gguf,
@@ -111,9 +114,28 @@ impl<'a> Tensors<'a> {
             return Err(format!("{name} has shape {dims:?}; this model needs [{rows}, {cols}]"));
         }
         let code = ggml_code(dtype).ok_or_else(|| format!("{name} is {dtype:?}"))?;
-        let m = QMatrix::from_ggml(code, rows, cols, raw).ok_or_else(|| format!("{name} has an unexpected layout"))?;
-        self.file.release(self.range_of(raw));
-        Ok(m)
+        let bad = || format!("{name} has an unexpected layout");
+        // A few MB of rows at a time, each chunk's file pages let go once
+        // repacked: Gemma's 168 MB embedding table would otherwise sit in
+        // memory twice (file pages and repacked copy) at the peak of loading.
+        let row_bytes = raw.len() / rows.max(1);
+        let chunk_rows = (REPACK_CHUNK_BYTES / row_bytes.max(1)).max(1);
+        let mut whole: Option<QMatrix> = None;
+        for first in (0..rows).step_by(chunk_rows) {
+            let n = chunk_rows.min(rows - first);
+            let part = &raw[first * row_bytes..(first + n) * row_bytes];
+            let m = QMatrix::from_ggml(code, n, cols, part).ok_or_else(bad)?;
+            self.file.release(self.range_of(part));
+            match &mut whole {
+                Some(w) => w.append(m),
+                None => {
+                    let mut m = m;
+                    m.reserve_rows(rows - n);
+                    whole = Some(m);
+                }
+            }
+        }
+        whole.ok_or_else(bad)
     }
 
     /// A vector of `len` f32 values (norm weights, biases, RoPE factors).

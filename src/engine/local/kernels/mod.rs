@@ -221,6 +221,30 @@ impl QMatrix {
         Some(w)
     }
 
+    /// Room for `more` rows after this matrix's own (so `append` never
+    /// reallocates a large vector).
+    pub fn reserve_rows(&mut self, more: usize) {
+        let rows = self.rows.max(1);
+        for v in [&mut self.d, &mut self.m] {
+            v.reserve_exact(v.len() / rows * more);
+        }
+        for v in [&mut self.sc, &mut self.mn, &mut self.qs] {
+            v.reserve_exact(v.len() / rows * more);
+        }
+    }
+
+    /// The rows of `below` after this matrix's (same kind and width): the
+    /// layout is row-major in every array, so this is the matrix of both.
+    pub fn append(&mut self, below: QMatrix) {
+        debug_assert!(self.kind == below.kind && self.cols == below.cols);
+        self.rows += below.rows;
+        self.d.extend_from_slice(&below.d);
+        self.m.extend_from_slice(&below.m);
+        self.sc.extend_from_slice(&below.sc);
+        self.mn.extend_from_slice(&below.mn);
+        self.qs.extend_from_slice(&below.qs);
+    }
+
     /// Scale and minimum of 4-bit block `wi` (`row · nb + b`): w = d·q + m.
     #[inline]
     pub fn q4_scale_min(&self, wi: usize) -> (f32, f32) {
