@@ -292,25 +292,18 @@ def rebuild_sentencepiece_model(md, path, escape_user_defined_spaces):
         f.write(mp.SerializeToString())
 
 
-def gemma3(model_path, md):
-    import tempfile
-
+def gemma_sentencepiece_encoder(md, spm_path):
+    """(b): sentencepiece on the GGUF vocabulary rebuilt at `spm_path`, control-token strings split out
+    first. Returns (encode(text) -> ids, the SentencePieceProcessor)."""
     import sentencepiece as spm
-    from transformers import GemmaTokenizerFast
 
     toks, types = md["tokenizer.ggml.tokens"], md["tokenizer.ggml.token_type"]
-    tmp = tempfile.mkdtemp()
-    spm_path = os.path.join(tmp, "tokenizer.model")
     rebuild_sentencepiece_model(md, spm_path, escape_user_defined_spaces=True)
     sp = spm.SentencePieceProcessor(model_file=spm_path)
-    hf_spm_path = os.path.join(tmp, "hf", "tokenizer.model")
-    os.makedirs(os.path.dirname(hf_spm_path))
-    rebuild_sentencepiece_model(md, hf_spm_path, escape_user_defined_spaces=False)
-
     control = {t: i for i, t in enumerate(toks) if types[i] == 3}
     control_re = re.compile("|".join(re.escape(t) for t in sorted(control, key=len, reverse=True)))
 
-    def enc_b(text):
+    def encode(text):
         ids, pos = [], 0
         for mt in control_re.finditer(text):
             if mt.start() > pos:
@@ -320,6 +313,20 @@ def gemma3(model_path, md):
         if pos < len(text):
             ids += sp.encode(text[pos:])
         return ids
+
+    return encode, sp
+
+
+def gemma3(model_path, md):
+    import tempfile
+
+    from transformers import GemmaTokenizerFast
+
+    tmp = tempfile.mkdtemp()
+    enc_b, _ = gemma_sentencepiece_encoder(md, os.path.join(tmp, "tokenizer.model"))
+    hf_spm_path = os.path.join(tmp, "hf", "tokenizer.model")
+    os.makedirs(os.path.dirname(hf_spm_path))
+    rebuild_sentencepiece_model(md, hf_spm_path, escape_user_defined_spaces=False)
 
     fast_c = GemmaTokenizerFast(vocab_file=hf_spm_path, from_slow=True)
 

@@ -27,7 +27,6 @@ make_tokenizer_golden.py does, the ids of tokenizer_gemma3.json), control tokens
 
 import argparse
 import os
-import re
 import sys
 import tempfile
 import time
@@ -141,29 +140,10 @@ class Gemma3:
 
 def tokenizer(path):
     """sentencepiece on the GGUF vocabulary, control tokens split out first (tokenizer_gemma3.json's ids)."""
-    import sentencepiece as spm
-    from make_tokenizer_golden import rebuild_sentencepiece_model
+    from make_tokenizer_golden import gemma_sentencepiece_encoder
 
     md = C.read_metadata(path, None)
-    toks, types = md["tokenizer.ggml.tokens"], md["tokenizer.ggml.token_type"]
-    spm_path = os.path.join(tempfile.mkdtemp(), "tokenizer.model")
-    rebuild_sentencepiece_model(md, spm_path, escape_user_defined_spaces=True)
-    sp = spm.SentencePieceProcessor(model_file=spm_path)
-    control = {t: i for i, t in enumerate(toks) if types[i] == 3}
-    control_re = re.compile("|".join(re.escape(t) for t in sorted(control, key=len, reverse=True)))
-
-    def encode(text):
-        ids, pos = [], 0
-        for mt in control_re.finditer(text):
-            if mt.start() > pos:
-                ids += sp.encode(text[pos:mt.start()])
-            ids.append(control[mt.group()])
-            pos = mt.end()
-        if pos < len(text):
-            ids += sp.encode(text[pos:])
-        return ids
-
-    return encode, sp
+    return gemma_sentencepiece_encoder(md, os.path.join(tempfile.mkdtemp(), "tokenizer.model"))
 
 
 def chat(user):
