@@ -168,10 +168,7 @@ impl Comparison {
             Update::Error(i, e) => {
                 let col = &mut self.columns[i];
                 // A request that never got out did not send the prompt anywhere.
-                if matches!(&e, GenError::Cloud(c) if c.nothing_sent()) {
-                    col.stats.location = crate::engine::DataLocation::ThisComputer;
-                    col.stats.nothing_sent = true;
-                }
+                col.stats.nothing_sent = matches!(&e, GenError::Cloud(c) if c.nothing_sent());
                 col.error = Some(e.to_string());
                 col.done = true;
                 col.stats.total_ms = now_ms;

@@ -103,7 +103,7 @@ fn text_smollm2_cannot_represent_is_left_out_and_named() {
     let control = &cases[0];
     let text = control["text"].as_str().expect("text");
     assert_eq!(tok.encode_text(text).expect("encodes"), ids(&control["reference_b"]["ids"]), "{text:?}");
-    assert_eq!(tok.unrepresentable(text), vec!['\u{4}', '\u{6}']);
+    assert_eq!(tok.unrepresentable([text]), vec!['\u{4}', '\u{6}']);
     // A character with one unknown byte of four goes whole (the reference keeps
     // the other three, which are not a character on their own).
     let wide = cases[1]["text"].as_str().expect("text");

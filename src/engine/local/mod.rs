@@ -398,14 +398,7 @@ impl LocalModel {
     /// Characters of the conversation the vocabulary has no tokens for: they
     /// were left out of the prompt, and the person should know which.
     fn unreadable_notice(&self, messages: &[Message]) -> Option<String> {
-        let mut bad: Vec<char> = Vec::new();
-        for m in messages {
-            for c in self.tokenizer.unrepresentable(&m.content) {
-                if !bad.contains(&c) {
-                    bad.push(c);
-                }
-            }
-        }
+        let bad = self.tokenizer.unrepresentable(messages.iter().map(|m| m.content.as_str()));
         if bad.is_empty() {
             return None;
         }

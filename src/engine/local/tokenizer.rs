@@ -93,6 +93,13 @@ impl Tokenizer {
             None => vec![TYPE_NORMAL; tokens.len()],
         };
 
+        let mut specials: Vec<(String, u32)> = tokens
+            .iter()
+            .zip(&types)
+            .enumerate()
+            .filter(|(_, (t, ty))| (**ty == TYPE_CONTROL || **ty == TYPE_USER_DEFINED) && !t.is_empty())
+            .map(|(id, (t, _))| (t.clone(), id as u32))
+            .collect();
         let encoder = match kind {
             Kind::Gpt2 => {
                 let merges: Vec<(String, String)> = g
@@ -113,12 +120,7 @@ impl Tokenizer {
                 inner.with_pre_tokenizer(Some(gpt2_pre_tokenizer(pre)?));
                 inner.with_decoder(Some(DecoderWrapper::ByteLevel(ByteLevelDecoder::default())));
                 // Registered so `tokenizers` never merges across them; splitting is ours.
-                let added: Vec<AddedToken> = tokens
-                    .iter()
-                    .zip(&types)
-                    .filter(|(_, ty)| **ty == TYPE_CONTROL || **ty == TYPE_USER_DEFINED)
-                    .map(|(t, _)| AddedToken::from(t.clone(), true))
-                    .collect();
+                let added: Vec<AddedToken> = specials.iter().map(|(t, _)| AddedToken::from(t.clone(), true)).collect();
                 inner.add_special_tokens(&added);
                 inner.set_encode_special_tokens(true);
                 Encoder::Bpe(Box::new(inner))
@@ -136,14 +138,7 @@ impl Tokenizer {
             }
         };
 
-        let mut specials: Vec<(String, u32)> = Vec::new();
-        for (id, (t, ty)) in tokens.iter().zip(&types).enumerate() {
-            if *ty == TYPE_CONTROL || *ty == TYPE_USER_DEFINED {
-                specials.push((t.clone(), id as u32));
-            }
-        }
         specials.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.1.cmp(&b.1)));
-        specials.retain(|(t, _)| !t.is_empty());
         let special_matcher = aho_corasick::AhoCorasick::builder()
             .match_kind(aho_corasick::MatchKind::LeftmostLongest)
             .build(specials.iter().map(|(t, _)| t))
@@ -278,11 +273,11 @@ impl Tokenizer {
         c.encode_utf8(&mut [0u8; 4]).bytes().all(|b| self.byte_ok[b as usize])
     }
 
-    /// The characters of `text` this vocabulary has no tokens for (left out
+    /// The characters of `texts` this vocabulary has no tokens for (left out
     /// when the text is encoded), each once, in order of appearance.
-    pub fn unrepresentable(&self, text: &str) -> Vec<char> {
+    pub fn unrepresentable<'a>(&self, texts: impl IntoIterator<Item = &'a str>) -> Vec<char> {
         let mut out: Vec<char> = Vec::new();
-        for c in text.chars().filter(|&c| !self.represents(c)) {
+        for c in texts.into_iter().flat_map(str::chars).filter(|&c| !self.represents(c)) {
             if !out.contains(&c) {
                 out.push(c);
             }

@@ -107,13 +107,13 @@ unsafe fn weighted_sum_avx2(p: &[f32], v: *const f32, stride: usize, out: &mut [
 fn silu_mul(gate: &mut [f32], up: &[f32]) {
     let n = gate.len().min(up.len());
     // SAFETY: reads and writes stay below n in both slices.
-    unsafe { silu_mul_avx2(gate.as_mut_ptr(), up.as_ptr(), n) }
+    unsafe { gated_mul_avx2::<false>(gate.as_mut_ptr(), up.as_ptr(), n) }
 }
 
 fn gelu_mul(gate: &mut [f32], up: &[f32]) {
     let n = gate.len().min(up.len());
     // SAFETY: reads and writes stay below n in both slices.
-    unsafe { gelu_mul_avx2(gate.as_mut_ptr(), up.as_ptr(), n) }
+    unsafe { gated_mul_avx2::<true>(gate.as_mut_ptr(), up.as_ptr(), n) }
 }
 
 fn exp_sum(x: &mut [f32], max: f32) -> f32 {
@@ -145,42 +145,32 @@ unsafe fn exp8(x: __m256) -> __m256 {
     _mm256_mul_ps(y, _mm256_castsi256_ps(pow2n))
 }
 
+/// gate[i] = x·sigmoid(z)·up[i], x = gate[i], with z = x (SiLU) or, as in
+/// `scalar::gelu_mul`, z = 2·√(2/π)·(x + 0.044715·x³) (GELU): one exp8 per
+/// eight values; the last few go through the portable code.
 #[target_feature(enable = "avx2,fma")]
-unsafe fn silu_mul_avx2(g: *mut f32, u: *const f32, n: usize) {
+unsafe fn gated_mul_avx2<const GELU: bool>(g: *mut f32, u: *const f32, n: usize) {
     let one = _mm256_set1_ps(1.0);
     let mut i = 0;
     while i + 8 <= n {
         let x = _mm256_loadu_ps(g.add(i));
-        let e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), x));
-        let silu = _mm256_div_ps(x, _mm256_add_ps(one, e));
-        _mm256_storeu_ps(g.add(i), _mm256_mul_ps(silu, _mm256_loadu_ps(u.add(i))));
+        let z = if GELU {
+            let inner = _mm256_fmadd_ps(_mm256_mul_ps(x, x), _mm256_set1_ps(GELU_A), one);
+            _mm256_mul_ps(_mm256_mul_ps(x, inner), _mm256_set1_ps(GELU_2C))
+        } else {
+            x
+        };
+        let e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), z));
+        let gated = _mm256_div_ps(x, _mm256_add_ps(one, e));
+        _mm256_storeu_ps(g.add(i), _mm256_mul_ps(gated, _mm256_loadu_ps(u.add(i))));
         i += 8;
     }
-    while i < n {
-        let x = *g.add(i);
-        *g.add(i) = x / (1.0 + (-x).exp()) * *u.add(i);
-        i += 1;
+    let (g, u) = (std::slice::from_raw_parts_mut(g.add(i), n - i), std::slice::from_raw_parts(u.add(i), n - i));
+    if GELU {
+        super::scalar::gelu_mul(g, u)
+    } else {
+        super::scalar::silu_mul(g, u)
     }
-}
-
-/// As `scalar::gelu_mul`: x·sigmoid(2z), one exp8 per eight values.
-#[target_feature(enable = "avx2,fma")]
-unsafe fn gelu_mul_avx2(g: *mut f32, u: *const f32, n: usize) {
-    let one = _mm256_set1_ps(1.0);
-    let mut i = 0;
-    while i + 8 <= n {
-        let x = _mm256_loadu_ps(g.add(i));
-        let inner = _mm256_fmadd_ps(_mm256_mul_ps(x, x), _mm256_set1_ps(GELU_A), one);
-        let z2 = _mm256_mul_ps(_mm256_mul_ps(x, inner), _mm256_set1_ps(GELU_2C));
-        let e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), z2));
-        let gelu = _mm256_div_ps(x, _mm256_add_ps(one, e));
-        _mm256_storeu_ps(g.add(i), _mm256_mul_ps(gelu, _mm256_loadu_ps(u.add(i))));
-        i += 8;
-    }
-    super::scalar::gelu_mul(
-        std::slice::from_raw_parts_mut(g.add(i), n - i),
-        std::slice::from_raw_parts(u.add(i), n - i),
-    );
 }
 
 #[target_feature(enable = "avx2,fma")]
