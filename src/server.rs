@@ -7,7 +7,7 @@
 //! loopback requires a token; errors use OpenAI's JSON shape.
 
 use crate::engine::local::LocalEngine;
-use crate::engine::{Cancel, Event, FinishReason, GenRequest, Message, Role, SamplingParams};
+use crate::engine::{Cancel, Event, FinishReason, GenRequest, Message, Role, SamplingParams, ToolCall, ToolSpec};
 use crate::secret::Secret;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -263,6 +263,11 @@ struct ChatRequest {
     stream_options: Option<Value>,
     /// How many answers; only one is made here.
     n: Option<u64>,
+    /// OpenAI's tool list (`[{type: "function", function: {name, description, parameters}}]`).
+    #[serde(default)]
+    tools: Vec<Value>,
+    /// "auto" (the default), "none", or `{type: "function", function: {name}}` to offer only that one.
+    tool_choice: Option<Value>,
 }
 
 impl ChatRequest {
@@ -290,6 +295,9 @@ struct WireMessage {
     role: String,
     #[serde(default)]
     content: Value,
+    #[serde(default)]
+    tool_calls: Vec<Value>,
+    tool_call_id: Option<String>,
 }
 
 /// OpenAI content is a string or a list of parts; text parts are joined.
@@ -360,8 +368,29 @@ async fn chat(State(s): State<Arc<AppState>>, headers: HeaderMap, body: Result<B
                 format!("unknown message role '{}'; use system, user, assistant or tool", m.role),
             );
         };
-        messages.push(Message { role, content: text });
+        let mut tool_calls = Vec::with_capacity(m.tool_calls.len());
+        for c in &m.tool_calls {
+            match ToolCall::from_wire(c) {
+                Ok(call) => tool_calls.push(call),
+                Err(b) => {
+                    return error_about(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_request_error",
+                        "invalid_tool_call",
+                        Some("messages"),
+                        format!("an assistant message holds a tool call that cannot be read: {}", b.why),
+                    )
+                }
+            }
+        }
+        messages.push(Message { role, content: text, tool_calls, tool_call_id: m.tool_call_id.clone() });
     }
+    let tools = match offered_tools(&req) {
+        Ok(t) => t,
+        Err(why) => {
+            return error_about(StatusCode::BAD_REQUEST, "invalid_request_error", "invalid_tools", Some("tools"), why)
+        }
+    };
     if messages.is_empty() {
         return error(
             StatusCode::BAD_REQUEST,
@@ -389,6 +418,7 @@ async fn chat(State(s): State<Arc<AppState>>, headers: HeaderMap, body: Result<B
         max_tokens: req.max_completion_tokens.or(req.max_tokens).unwrap_or(512).min(s.engine.context_length),
         stop,
         truncate_history: false,
+        tools,
     };
     let Ok(permit) = s.permits.clone().try_acquire_owned() else {
         s.stats.rejected_busy.fetch_add(1, Ordering::SeqCst);
@@ -463,13 +493,20 @@ async fn whole_response(mut rx: mpsc::Receiver<Event>, id: String, created: u64,
             // The final event carries the whole text.
             Event::Delta(_) => {}
             Event::Done(c) => {
+                let mut message = json!({ "role": "assistant", "content": shown_text(&c) });
+                if !c.tool_calls.is_empty() {
+                    message["tool_calls"] = c.tool_calls.iter().map(ToolCall::wire).collect();
+                    if message["content"] == "" {
+                        message["content"] = Value::Null;
+                    }
+                }
                 return Json(json!({
                     "id": id, "object": "chat.completion", "created": created, "model": model,
-                    "choices": [{ "index": 0, "message": { "role": "assistant", "content": c.text },
+                    "choices": [{ "index": 0, "message": message,
                                   "finish_reason": finish_str(c.finish_reason) }],
                     "usage": usage_json(&c.usage),
                 }))
-                .into_response()
+                .into_response();
             }
             Event::Error(e) => {
                 return error(StatusCode::BAD_REQUEST, "invalid_request_error", "generation_failed", e.to_string())
@@ -535,6 +572,27 @@ fn stream_response(
                         pending.push(
                             SseEvent::default().data(chunk(json!({}), Some(finish_str(c.finish_reason))).to_string()),
                         );
+                        // The calls, whole, in one chunk (clients join pieces by index; one piece is fine).
+                        if !c.tool_calls.is_empty() {
+                            let pieces: Vec<Value> = c
+                                .tool_calls
+                                .iter()
+                                .enumerate()
+                                .map(|(i, call)| {
+                                    let mut w = call.wire();
+                                    w["index"] = json!(i);
+                                    w
+                                })
+                                .collect();
+                            pending.push(
+                                SseEvent::default().data(chunk(json!({ "tool_calls": pieces }), None).to_string()),
+                            );
+                        }
+                        for b in c.broken_calls.iter().rev() {
+                            pending.push(
+                                SseEvent::default().data(chunk(json!({ "content": broken_text(b) }), None).to_string()),
+                            );
+                        }
                     }
                     Some(Event::Error(e)) => {
                         guard.1 = true;
@@ -555,7 +613,45 @@ fn finish_str(f: FinishReason) -> &'static str {
         FinishReason::Stop => "stop",
         FinishReason::Length => "length",
         FinishReason::Cancelled => "stop",
+        FinishReason::ToolCalls => "tool_calls",
     }
+}
+
+/// The tools a request offers, after `tool_choice`.
+fn offered_tools(req: &ChatRequest) -> Result<Vec<ToolSpec>, String> {
+    let mut tools = Vec::with_capacity(req.tools.len());
+    for (i, t) in req.tools.iter().enumerate() {
+        tools.push(ToolSpec::from_wire(t).ok_or_else(|| format!("tools[{i}] has no function name"))?);
+    }
+    match &req.tool_choice {
+        None => Ok(tools),
+        Some(Value::String(c)) if c == "auto" || c == "required" => Ok(tools),
+        Some(Value::String(c)) if c == "none" => Ok(Vec::new()),
+        Some(v) => match v["function"]["name"].as_str() {
+            Some(name) => {
+                tools.retain(|t| t.name == name);
+                if tools.is_empty() {
+                    return Err(format!("tool_choice names '{name}', which is not in tools"));
+                }
+                Ok(tools)
+            }
+            None => Err("tool_choice must be \"auto\", \"none\", \"required\" or {\"type\": \"function\", \"function\": {\"name\": ...}}".into()),
+        },
+    }
+}
+
+/// The reply's text, with any call that could not be read written out after
+/// it: a client cannot run it, but the person must be able to see it.
+fn shown_text(c: &crate::engine::Completion) -> String {
+    let mut text = c.text.clone();
+    for b in &c.broken_calls {
+        text.push_str(&broken_text(b));
+    }
+    text
+}
+
+fn broken_text(b: &crate::engine::BrokenCall) -> String {
+    format!("\n[a tool call that could not be read ({}): {}]", b.why, b.text)
 }
 
 fn usage_json(u: &crate::engine::Usage) -> Value {

@@ -8,6 +8,7 @@
 //! from two machines are never confused. Timed tests do not belong in
 //! `cargo test`; this is where speed is measured.
 
+pub mod arithmetic;
 pub mod docs;
 
 use crate::engine::local::{kernels, LoadOptions, LocalModel};

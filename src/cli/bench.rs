@@ -36,6 +36,12 @@ pub struct BenchArgs {
     /// Also time vector search over this many synthetic passages.
     #[arg(long, default_value_t = 0)]
     pub docs_scale: usize,
+    /// Measure arithmetic instead: exact answers to the questions of FILE
+    /// (JSONL: question, answer, split) without tools and with them.
+    #[arg(long, value_name = "FILE", conflicts_with = "docs")]
+    pub arithmetic: Option<PathBuf>,
+    #[command(flatten)]
+    pub backend: BackendArgs,
     /// Write the passages' texts (JSONL) as embedded, to time another embedder on the same input.
     #[arg(long, value_name = "FILE")]
     pub passages_out: Option<PathBuf>,
@@ -44,6 +50,9 @@ pub struct BenchArgs {
 pub fn bench(store: &Store, catalog: &Catalog, a: BenchArgs) -> Result<()> {
     if let (Some(dir), Some(questions)) = (&a.docs, &a.questions) {
         return bench_docs(store, catalog, dir, questions, &a);
+    }
+    if let Some(file) = &a.arithmetic {
+        return bench_arithmetic(store, catalog, file, &a);
     }
     if a.reps == 0 {
         bail!("-r must be at least 1");
@@ -87,6 +96,32 @@ fn bench_docs(store: &Store, catalog: &Catalog, dir: &Path, questions: &Path, a:
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print!("{}", crate::bench::docs::render(&report));
+    }
+    Ok(())
+}
+
+fn bench_arithmetic(store: &Store, catalog: &Catalog, file: &Path, a: &BenchArgs) -> Result<()> {
+    let questions = crate::bench::arithmetic::read_questions(file, &a.split).map_err(anyhow::Error::msg)?;
+    let backend: Box<dyn Backend> = if a.backend.backend.is_local() {
+        let path = resolve_model(store, catalog, a.model.model.as_deref())?;
+        Box::new(start_engine(&path, 4096, a.threads)?)
+    } else {
+        Box::new(cloud_backend(store.paths(), &a.backend)?)
+    };
+    let show = std::io::stderr().is_terminal();
+    let n = questions.len();
+    let report = crate::bench::arithmetic::run(backend.as_ref(), &questions, &a.split, &mut |i| {
+        if show {
+            eprint!("\r\x1b[2Kbench: question {} of {n}…", i + 1);
+        }
+    });
+    if show {
+        eprint!("\r\x1b[2K");
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", crate::bench::arithmetic::render(&report));
     }
     Ok(())
 }

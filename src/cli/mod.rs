@@ -30,6 +30,7 @@ mod docs;
 mod models;
 mod serve;
 mod tokenize;
+mod tools;
 
 pub use ask::AskArgs;
 pub use bench::BenchArgs;
@@ -39,6 +40,7 @@ pub use docs::DocsCommand;
 pub use models::ModelsCommand;
 pub use serve::ServeArgs;
 pub use tokenize::TokenizeArgs;
+use tools::{default_toolbox, describe_step, TerminalConfirm};
 
 #[derive(Parser, Debug)]
 #[command(name = "duet", version, about = "A small open model on your own computer, with a cloud model beside it.")]
@@ -93,7 +95,7 @@ pub struct GenArgs {
     pub temperature: Option<f32>,
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    #[arg(long, default_value_t = 512)]
+    #[arg(long, default_value_t = GenArgs::DEFAULT_MAX_TOKENS)]
     pub max_tokens: usize,
     #[arg(long, default_value_t = 40)]
     pub top_k: usize,
@@ -116,6 +118,8 @@ pub struct GenArgs {
 }
 
 impl GenArgs {
+    const DEFAULT_MAX_TOKENS: usize = 512;
+
     /// `(temperature, repeat_penalty)` defaults differ: `ask` is deterministic, `chat` lively.
     fn sampling(&self, defaults: (f32, f32)) -> SamplingParams {
         SamplingParams {

@@ -7,7 +7,10 @@
 //! goes into the Authorization header and nowhere else, and is scrubbed from
 //! any text a server sends back.
 
-use super::{Backend, Cancel, Completion, DataLocation, Event, FinishReason, GenError, GenRequest, Timings, Usage};
+use super::{
+    Backend, BrokenCall, Cancel, Completion, DataLocation, Event, FinishReason, GenError, GenRequest, Timings,
+    ToolCall, ToolSpec, Usage,
+};
 use crate::secret::Secret;
 use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
@@ -144,7 +147,7 @@ impl CloudBackend {
     fn body(&self, req: &GenRequest, stream: bool) -> Value {
         let mut body = json!({
             "model": self.model,
-            "messages": req.messages,
+            "messages": req.messages.iter().map(wire_message).collect::<Vec<_>>(),
             "stream": stream,
             "max_tokens": req.max_tokens,
             "temperature": req.sampling.temperature,
@@ -153,6 +156,9 @@ impl CloudBackend {
         });
         if !req.stop.is_empty() {
             body["stop"] = json!(req.stop);
+        }
+        if !req.tools.is_empty() {
+            body["tools"] = req.tools.iter().map(ToolSpec::wire).collect();
         }
         if stream {
             body["stream_options"] = json!({ "include_usage": true });
@@ -266,10 +272,15 @@ impl CloudBackend {
         let v: Value = serde_json::from_slice(&bytes)
             .map_err(|e| CloudError::Malformed { host: host.clone(), why: e.to_string() })?;
         let choice = &v["choices"][0];
-        let text = choice["message"]["content"]
-            .as_str()
-            .ok_or_else(|| CloudError::Malformed { host: host.clone(), why: "no choices[0].message.content".into() })?
-            .to_string();
+        let (tool_calls, broken_calls) = read_calls(choice["message"]["tool_calls"].as_array().map(Vec::as_slice));
+        // A reply that only calls tools has `content: null`.
+        let text = match choice["message"]["content"].as_str() {
+            Some(t) => t.to_string(),
+            None if !tool_calls.is_empty() || !broken_calls.is_empty() => String::new(),
+            None => {
+                return Err(CloudError::Malformed { host: host.clone(), why: "no choices[0].message.content".into() })
+            }
+        };
         let elapsed = t0.elapsed().as_secs_f64() * 1e3;
         if let Some(tx) = tx {
             let _ = tx.send(Event::Delta(text.clone()));
@@ -295,6 +306,8 @@ impl CloudBackend {
             dropped_messages: 0,
             notice: None,
             first_token_logprobs,
+            tool_calls,
+            broken_calls,
         })
     }
 
@@ -312,6 +325,8 @@ impl CloudBackend {
         let mut finish: Option<FinishReason> = None;
         let mut first: Option<Instant> = None;
         let mut chunks = 0usize;
+        // Streamed calls arrive in pieces, by index: id and name first, then the arguments' text.
+        let mut calls: Vec<Value> = Vec::new();
         loop {
             let next = tokio::select! {
                 n = tokio::time::timeout(self.opts.idle_timeout, events.next()) => n,
@@ -345,6 +360,7 @@ impl CloudBackend {
                 let ttft = first.map(|f| (f - t0).as_secs_f64() * 1e3).unwrap_or(elapsed);
                 let decode_ms = elapsed - ttft;
                 let completion_tokens = if usage.completion_tokens > 0 { usage.completion_tokens } else { chunks };
+                let (tool_calls, broken_calls) = read_calls(Some(&calls));
                 return Ok(Completion {
                     text,
                     finish_reason: finish.unwrap_or(FinishReason::Stop),
@@ -358,6 +374,8 @@ impl CloudBackend {
                     dropped_messages: 0,
                     notice: None,
                     first_token_logprobs: Vec::new(),
+                    tool_calls,
+                    broken_calls,
                 });
             }
             let v: Value = serde_json::from_str(data).map_err(|e| CloudError::Malformed {
@@ -371,7 +389,13 @@ impl CloudBackend {
                 usage = parse_usage(&v["usage"]);
             }
             let choice = &v["choices"][0];
-            if let Some(delta) = choice["delta"]["content"].as_str() {
+            for piece in choice["delta"]["tool_calls"].as_array().into_iter().flatten() {
+                first.get_or_insert_with(Instant::now);
+                merge_call_piece(&mut calls, piece);
+            }
+            if choice["delta"]["tool_calls"].is_array() {
+                // A chunk that carries only calls.
+            } else if let Some(delta) = choice["delta"]["content"].as_str() {
                 if !delta.is_empty() {
                     first.get_or_insert_with(Instant::now);
                     chunks += 1;
@@ -474,6 +498,51 @@ fn cancelled_completion(t0: Instant) -> Completion {
         dropped_messages: 0,
         notice: None,
         first_token_logprobs: Vec::new(),
+        tool_calls: Vec::new(),
+        broken_calls: Vec::new(),
+    }
+}
+
+/// A message in OpenAI's shape (a call's arguments travel as a string).
+fn wire_message(m: &crate::engine::Message) -> Value {
+    let mut v = json!({ "role": m.role.as_str(), "content": m.content });
+    if !m.tool_calls.is_empty() {
+        v["tool_calls"] = m.tool_calls.iter().map(ToolCall::wire).collect();
+    }
+    if let Some(id) = &m.tool_call_id {
+        v["tool_call_id"] = json!(id);
+    }
+    v
+}
+
+/// A reply's calls: those that read, and those that do not (kept to be shown).
+fn read_calls(calls: Option<&[Value]>) -> (Vec<ToolCall>, Vec<BrokenCall>) {
+    let mut ok = Vec::new();
+    let mut broken = Vec::new();
+    for c in calls.unwrap_or_default() {
+        match ToolCall::from_wire(c) {
+            Ok(call) => ok.push(call),
+            Err(b) => broken.push(b),
+        }
+    }
+    (ok, broken)
+}
+
+/// Add one streamed piece of a call (`{index, id?, function: {name?, arguments?}}`).
+fn merge_call_piece(calls: &mut Vec<Value>, piece: &Value) {
+    let index = piece["index"].as_u64().unwrap_or(calls.len().saturating_sub(1) as u64) as usize;
+    while calls.len() <= index.min(1024) {
+        calls.push(json!({"id": "", "type": "function", "function": {"name": "", "arguments": ""}}));
+    }
+    let Some(call) = calls.get_mut(index) else { return };
+    if let Some(id) = piece["id"].as_str() {
+        call["id"] = json!(id);
+    }
+    for key in ["name", "arguments"] {
+        if let Some(part) = piece["function"][key].as_str() {
+            let joined = format!("{}{part}", call["function"][key].as_str().unwrap_or(""));
+            call["function"][key] = json!(joined);
+        }
     }
 }
 

@@ -7,6 +7,7 @@
 pub mod cloud;
 pub mod local;
 pub mod spec;
+pub mod toolcall;
 
 pub use crate::progress::Cancel;
 pub use local::sampler::SamplingParams;
@@ -14,6 +15,7 @@ pub use local::template::{system_and_user, Message, Role};
 use serde::{Deserialize, Serialize};
 pub use spec::BackendSpec;
 use std::sync::Arc;
+pub use toolcall::{BrokenCall, ToolCall, ToolSpec};
 
 /// What to generate.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -27,6 +29,9 @@ pub struct GenRequest {
     /// In a chat, drop the oldest turns (keeping the system prompt) when the
     /// conversation no longer fits; otherwise a too-long prompt is an error.
     pub truncate_history: bool,
+    /// Tools the model may call; its calls come back in [`Completion::tool_calls`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<ToolSpec>,
 }
 
 impl GenRequest {
@@ -37,6 +42,7 @@ impl GenRequest {
             max_tokens: 512,
             stop: Vec::new(),
             truncate_history: false,
+            tools: Vec::new(),
         }
     }
 }
@@ -49,6 +55,8 @@ pub enum FinishReason {
     /// `max_tokens` or the context window was reached.
     Length,
     Cancelled,
+    /// The model called one or more tools and waits for their results.
+    ToolCalls,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,6 +93,12 @@ pub struct Completion {
     /// when asked for and the backend offers them (cloud `logprobs`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub first_token_logprobs: Vec<(String, f64)>,
+    /// Tools the model called (the text, if any, came before them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
+    /// What the model wrote as a call but could not be read: shown, never run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub broken_calls: Vec<BrokenCall>,
 }
 
 impl Completion {

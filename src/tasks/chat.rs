@@ -425,6 +425,8 @@ mod tests {
             dropped_messages: 0,
             notice: None,
             first_token_logprobs: Vec::new(),
+            tool_calls: Vec::new(),
+            broken_calls: Vec::new(),
         })
     }
 

@@ -19,6 +19,7 @@ mod spm;
 pub mod template;
 pub mod tokenizer;
 
+use super::toolcall::{self, ToolSpec};
 use super::{Backend, Cancel, Completion, DataLocation, Event, FinishReason, GenError, GenRequest, Timings, Usage};
 use gguf::{Gguf, ModelFacts};
 use kv::KvCache;
@@ -72,6 +73,9 @@ pub struct LocalModel {
     /// Which tokens the weights' KV cache holds, and how far back it can go.
     kv: KvCache,
     pub load_ms: f64,
+    /// The template has its own tool format (it reads `tools`); otherwise
+    /// tools are offered in duet's convention (see [`crate::engine::toolcall`]).
+    knows_tools: bool,
 }
 
 impl LocalModel {
@@ -116,13 +120,28 @@ impl LocalModel {
             facts,
             context_length,
             load_ms: start.elapsed().as_secs_f64() * 1e3,
+            knows_tools: toolcall::template_knows_tools(&template_src),
         })
     }
 
     /// The token ids the model sees for a conversation, ending with the
     /// assistant's turn opening.
     pub fn encode_chat(&self, messages: &[Message]) -> Result<Vec<u32>, EngineError> {
-        let mut ids = self.template.encode(&self.tokenizer, messages, true)?;
+        self.encode_with_tools(messages, &[])
+    }
+
+    /// The ids for a conversation with tools offered: in the template's own
+    /// format when it has one, else in duet's convention.
+    fn encode_with_tools(&self, messages: &[Message], tools: &[ToolSpec]) -> Result<Vec<u32>, EngineError> {
+        let plain;
+        let (messages, tools) = match tools.is_empty() || self.knows_tools {
+            true => (messages, tools),
+            false => {
+                plain = toolcall::for_plain_template(messages, tools);
+                (plain.as_slice(), &[][..])
+            }
+        };
+        let mut ids = self.template.encode(&self.tokenizer, messages, tools, true)?;
         if self.tokenizer.add_bos {
             if let Some(bos) = self.tokenizer.bos_id {
                 if ids.first() != Some(&bos) {
@@ -148,7 +167,7 @@ impl LocalModel {
         let mut messages = req.messages.clone();
         let mut dropped = 0;
         loop {
-            let ids = self.encode_chat(&messages)?;
+            let ids = self.encode_with_tools(&messages, &req.tools)?;
             if ids.len() <= budget {
                 return Ok((ids, dropped));
             }
@@ -264,6 +283,16 @@ impl LocalModel {
         let decode_start = Instant::now();
         let mut stopped_by_reader = false;
         let mut cut_at_stop_string = false;
+        // With tools offered, a call's text is held back from the stream: the
+        // reader gets the call itself at the end, or a broken call to show.
+        let mut holds = req.stop.clone();
+        if !req.tools.is_empty() {
+            holds.push(toolcall::CALL_OPEN.to_string());
+        }
+        let shown_until = |text: &str| match req.tools.is_empty() {
+            true => text.len(),
+            false => text.find(toolcall::CALL_OPEN).unwrap_or(text.len()),
+        };
         for i in 0..max_new {
             if cancel.is_cancelled() {
                 finish = FinishReason::Cancelled;
@@ -286,7 +315,7 @@ impl LocalModel {
                 cut_at_stop_string = true;
                 break;
             }
-            let safe = safe_emit_len(&text, &req.stop);
+            let safe = safe_emit_len(&text, &holds).min(shown_until(&text));
             if safe > emitted {
                 if !on_delta(&text[emitted..safe]) {
                     stopped_by_reader = true;
@@ -307,8 +336,9 @@ impl LocalModel {
                 text.truncate(cut);
             }
         }
-        if !stopped_by_reader && text.len() > emitted {
-            on_delta(&text[emitted..]);
+        let shown = shown_until(&text);
+        if !stopped_by_reader && shown > emitted {
+            on_delta(&text[emitted..shown]);
         }
         let decode_ms = decode_start.elapsed().as_secs_f64() * 1e3;
         let new_prompt = ids.len() - reused;
@@ -323,6 +353,16 @@ impl LocalModel {
         };
         let mut done = self.completion(text, finish, ids.len(), completion_tokens, reused, timings, dropped_messages);
         done.notice = self.unreadable_notice(&req.messages);
+        if !req.tools.is_empty() {
+            let earlier = req.messages.iter().map(|m| m.tool_calls.len()).sum();
+            let parsed = toolcall::parse_reply(&done.text, earlier);
+            done.text = parsed.text;
+            done.broken_calls = parsed.broken;
+            done.tool_calls = parsed.calls;
+            if !done.tool_calls.is_empty() && done.finish_reason == FinishReason::Stop {
+                done.finish_reason = FinishReason::ToolCalls;
+            }
+        }
         Ok(done)
     }
 
@@ -392,6 +432,8 @@ impl LocalModel {
             dropped_messages,
             notice: None,
             first_token_logprobs: Vec::new(),
+            tool_calls: Vec::new(),
+            broken_calls: Vec::new(),
         }
     }
 

@@ -9,6 +9,7 @@
 //! while the template's own markers become control tokens.
 
 use super::tokenizer::{Tokenizer, TokenizerError};
+use crate::engine::toolcall::ToolSpec;
 use minijinja::{Environment, Error as JinjaError, ErrorKind, Value};
 use serde::Serialize;
 
@@ -81,11 +82,22 @@ impl PartialEq<&str> for Role {
 pub struct Message {
     pub role: Role,
     pub content: String,
+    /// The calls an assistant message made (templates read `message.tool_calls`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<crate::engine::toolcall::ToolCall>,
+    /// Which call a tool message answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
 }
 
 impl Message {
     pub fn new(role: Role, content: &str) -> Self {
-        Message { role, content: content.to_string() }
+        Message { role, content: content.to_string(), tool_calls: Vec::new(), tool_call_id: None }
+    }
+
+    /// A tool's result, answering the call `call_id`.
+    pub fn tool_result(call_id: &str, content: &str) -> Self {
+        Message { tool_call_id: Some(call_id.to_string()), ..Message::new(Role::Tool, content) }
     }
 
     pub fn system(content: &str) -> Self {
@@ -145,9 +157,23 @@ impl ChatTemplate {
 
     /// Render to text, exactly as Hugging Face would.
     pub fn render(&self, messages: &[Message], add_generation_prompt: bool) -> Result<String, TemplateError> {
+        self.render_with_tools(messages, &[], add_generation_prompt)
+    }
+
+    /// Render with tools offered (for templates with their own tool format);
+    /// `tools` is undefined to the template when there are none, as in Hugging Face.
+    pub fn render_with_tools(
+        &self,
+        messages: &[Message],
+        tools: &[ToolSpec],
+        add_generation_prompt: bool,
+    ) -> Result<String, TemplateError> {
         let tmpl = self.env.get_template("chat").map_err(|e| TemplateError::Syntax(describe(&e)))?;
+        let tools: Option<Vec<serde_json::Value>> =
+            (!tools.is_empty()).then(|| tools.iter().map(ToolSpec::wire).collect());
         tmpl.render(minijinja::context! {
             messages => messages,
+            tools => tools,
             add_generation_prompt => add_generation_prompt,
             bos_token => self.bos_token,
             eos_token => self.eos_token,
@@ -160,14 +186,15 @@ impl ChatTemplate {
         &self,
         tokenizer: &Tokenizer,
         messages: &[Message],
+        tools: &[ToolSpec],
         add_generation_prompt: bool,
     ) -> Result<Vec<u32>, TemplateError> {
         let mut originals: Vec<String> = Vec::new();
         let guarded: Vec<Message> = messages
             .iter()
-            .map(|m| Message { role: m.role, content: guard_specials(tokenizer, &m.content, &mut originals) })
+            .map(|m| Message { content: guard_specials(tokenizer, &m.content, &mut originals), ..m.clone() })
             .collect();
-        let rendered = self.render(&guarded, add_generation_prompt)?;
+        let rendered = self.render_with_tools(&guarded, tools, add_generation_prompt)?;
         // Split the rendering at sentinels: template text parses specials, guarded text does not.
         let mut parts: Vec<(String, bool)> = Vec::new();
         let mut rest = rendered.as_str();

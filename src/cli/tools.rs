@@ -1,0 +1,40 @@
+//! Tools in the terminal: which ones `--tools` offers, and the yes/no question
+//! an action waits for.
+
+use super::*;
+use crate::tasks::agent::Step;
+use crate::tasks::tools::actions::{CopyToClipboard, SaveNote, SearchDocuments};
+use crate::tasks::tools::gate::{Approval, Confirm, Proposal};
+use crate::tasks::tools::Toolbox;
+
+/// The calculator and duet's actions (notes go to DATA_DIR/notes).
+pub fn default_toolbox(paths: &Paths) -> Toolbox {
+    let mut b = Toolbox::with_calculator();
+    b.add(Box::new(SaveNote { dir: paths.data_dir.join("notes") }));
+    b.add(Box::new(CopyToClipboard));
+    b.add(Box::new(SearchDocuments { db_path: paths.data_dir.join("duet.sqlite3") }));
+    b
+}
+
+pub fn describe_step(step: &Step) -> String {
+    step.to_string()
+}
+
+/// Asks on the terminal: d = deny, o = allow once, a = always for this run.
+/// An empty line, end of input (nothing piped in) or anything else is a no.
+pub struct TerminalConfirm;
+
+impl Confirm for TerminalConfirm {
+    fn ask(&self, p: &Proposal) -> Approval {
+        eprintln!("\nThe model wants to use {} (from {}):\n  {}", p.call.name, p.source, p.what.replace('\n', "\n  "));
+        eprint!("Allow? [o]nce / [a]lways for this chat / [d]eny (default): ");
+        let _ = std::io::stderr().flush();
+        let mut line = String::new();
+        let read = std::io::stdin().lock().read_line(&mut line);
+        match (read, line.trim().to_lowercase().as_str()) {
+            (Ok(n), "o" | "once" | "y" | "yes") if n > 0 => Approval::AllowOnce,
+            (Ok(n), "a" | "always") if n > 0 => Approval::AlwaysForChat,
+            _ => Approval::Deny,
+        }
+    }
+}
