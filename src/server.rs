@@ -7,7 +7,9 @@
 //! loopback requires a token; errors use OpenAI's JSON shape.
 
 use crate::engine::local::LocalEngine;
-use crate::engine::{Cancel, Event, FinishReason, GenRequest, Message, Role, SamplingParams, ToolCall, ToolSpec};
+use crate::engine::{
+    Cancel, Constraint, Event, FinishReason, GenRequest, Message, Role, SamplingParams, ToolCall, ToolSpec,
+};
 use crate::secret::Secret;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -268,6 +270,8 @@ struct ChatRequest {
     tools: Vec<Value>,
     /// "auto" (the default), "none", or `{type: "function", function: {name}}` to offer only that one.
     tool_choice: Option<Value>,
+    /// `{"type": "json_object"}` or `{"type": "json_schema", "json_schema": {"schema": ...}}`.
+    response_format: Option<Value>,
 }
 
 impl ChatRequest {
@@ -391,6 +395,12 @@ async fn chat(State(s): State<Arc<AppState>>, headers: HeaderMap, body: Result<B
             return error_about(StatusCode::BAD_REQUEST, "invalid_request_error", "invalid_tools", Some("tools"), why)
         }
     };
+    let constraint = match required_shape(&req, &tools) {
+        Ok(c) => c,
+        Err((param, why)) => {
+            return error_about(StatusCode::BAD_REQUEST, "invalid_request_error", "invalid_value", Some(param), why)
+        }
+    };
     if messages.is_empty() {
         return error(
             StatusCode::BAD_REQUEST,
@@ -419,6 +429,7 @@ async fn chat(State(s): State<Arc<AppState>>, headers: HeaderMap, body: Result<B
         stop,
         truncate_history: false,
         tools,
+        constraint,
     };
     let Ok(permit) = s.permits.clone().try_acquire_owned() else {
         s.stats.rejected_busy.fetch_add(1, Ordering::SeqCst);
@@ -637,6 +648,32 @@ fn offered_tools(req: &ChatRequest) -> Result<Vec<ToolSpec>, String> {
             }
             None => Err("tool_choice must be \"auto\", \"none\", \"required\" or {\"type\": \"function\", \"function\": {\"name\": ...}}".into()),
         },
+    }
+}
+
+/// What the answer must be: a tool call when `tool_choice` requires one, JSON
+/// when `response_format` asks for it; the model can then write nothing else.
+fn required_shape(req: &ChatRequest, tools: &[ToolSpec]) -> Result<Option<Constraint>, (&'static str, String)> {
+    let call_required = match &req.tool_choice {
+        Some(Value::String(c)) => c == "required",
+        Some(Value::Object(_)) => true,
+        _ => false,
+    };
+    if call_required && !tools.is_empty() {
+        return Ok(Some(Constraint::ToolCall));
+    }
+    let Some(format) = &req.response_format else { return Ok(None) };
+    match format["type"].as_str() {
+        None | Some("text") => Ok(None),
+        Some("json_object") => Ok(Some(Constraint::Json { schema: None })),
+        Some("json_schema") => match &format["json_schema"]["schema"] {
+            Value::Object(_) => Ok(Some(Constraint::Json { schema: Some(format["json_schema"]["schema"].clone()) })),
+            _ => Err(("response_format", "response_format.json_schema.schema must be a JSON schema object".into())),
+        },
+        Some(other) => Err((
+            "response_format",
+            format!("response_format type '{other}' is not known; use text, json_object or json_schema"),
+        )),
     }
 }
 

@@ -56,6 +56,7 @@ pub fn ask(store: &Store, catalog: &Catalog, a: AskArgs) -> Result<()> {
         stop: a.gen.stop.clone(),
         truncate_history: false,
         tools: Vec::new(),
+        constraint: None,
     };
     if a.tools {
         if a.gen.max_tokens == GenArgs::DEFAULT_MAX_TOKENS {

@@ -32,6 +32,19 @@ pub struct GenRequest {
     /// Tools the model may call; its calls come back in [`Completion::tool_calls`].
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tools: Vec<ToolSpec>,
+    /// What the answer must be (local models: enforced token by token).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub constraint: Option<Constraint>,
+}
+
+/// A shape the answer must have.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Constraint {
+    /// Exactly one call to one of the request's tools, arguments fitting its schema.
+    ToolCall,
+    /// A JSON value fitting the schema (any JSON object when there is none).
+    Json { schema: Option<serde_json::Value> },
 }
 
 impl GenRequest {
@@ -43,6 +56,7 @@ impl GenRequest {
             stop: Vec::new(),
             truncate_history: false,
             tools: Vec::new(),
+            constraint: None,
         }
     }
 }

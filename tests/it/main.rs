@@ -21,3 +21,4 @@ mod reference;
 mod rope_freqs;
 mod server;
 mod store;
+mod tools;

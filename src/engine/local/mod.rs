@@ -9,6 +9,7 @@
 //! `LocalModel` on its own named thread; requests arrive on a channel and
 //! events go back on a bounded channel per request.
 
+pub mod constrain;
 pub mod decoder;
 pub mod gguf;
 pub mod kernels;
@@ -26,7 +27,7 @@ use kv::KvCache;
 use model::Weights;
 use sampler::Sampler;
 use std::path::Path;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::time::Instant;
 use template::{ChatTemplate, Message};
 use tokenizer::{TextStream, Tokenizer};
@@ -47,6 +48,8 @@ pub enum EngineError {
     TooLong { tokens: usize, context: usize },
     #[error("the model stopped working (its thread ended); restart duet")]
     WorkerGone,
+    #[error("the answer's required shape could not be applied: {0}")]
+    Constraint(String),
 }
 
 #[derive(Debug, Clone)]
@@ -66,8 +69,10 @@ impl Default for LoadOptions {
 pub struct LocalModel {
     weights: Weights,
     device: candle_core::Device,
-    pub tokenizer: Tokenizer,
+    pub tokenizer: Arc<Tokenizer>,
     template: ChatTemplate,
+    /// The tokenizer as llguidance sees it, built on the first constrained request.
+    grammars: Option<Arc<constrain::Grammars>>,
     pub facts: ModelFacts,
     pub context_length: usize,
     /// Which tokens the weights' KV cache holds, and how far back it can go.
@@ -115,7 +120,8 @@ impl LocalModel {
             kv: weights.kv_cache(),
             weights,
             device,
-            tokenizer,
+            tokenizer: Arc::new(tokenizer),
+            grammars: None,
             template,
             facts,
             context_length,
@@ -242,6 +248,15 @@ impl LocalModel {
         self.weights.backend_name()
     }
 
+    /// The grammar machinery for this model's tokenizer (built once).
+    fn grammars(&mut self) -> Result<Arc<constrain::Grammars>, EngineError> {
+        if self.grammars.is_none() {
+            let g = constrain::Grammars::new(self.tokenizer.clone()).map_err(EngineError::Constraint)?;
+            self.grammars = Some(Arc::new(g));
+        }
+        Ok(self.grammars.clone().expect("set just above"))
+    }
+
     /// Forget the KV cache (the next request starts from scratch).
     pub fn reset(&mut self) {
         self.kv.reset();
@@ -259,6 +274,10 @@ impl LocalModel {
         let (ids, dropped_messages) = self.fit(req)?;
         let max_new = req.max_tokens.min(self.context_length - ids.len());
         let mut sampler = Sampler::new(req.sampling.clone());
+        let mut guide = match &req.constraint {
+            Some(c) => Some(self.grammars()?.guide(c, &req.tools).map_err(EngineError::Constraint)?),
+            None => None,
+        };
         let mut history = ids.clone();
         let mut stream = TextStream::default();
         let mut text = String::new();
@@ -298,6 +317,9 @@ impl LocalModel {
                 finish = FinishReason::Cancelled;
                 break;
             }
+            if let Some(g) = guide.as_mut() {
+                g.mask(&mut logits).map_err(EngineError::Constraint)?;
+            }
             let next = sampler.sample(&mut logits, &history);
             if i == 0 {
                 ttft_ms = t0.elapsed().as_secs_f64() * 1e3;
@@ -305,6 +327,9 @@ impl LocalModel {
             if self.tokenizer.stop_ids.contains(&next) {
                 finish = FinishReason::Stop;
                 break;
+            }
+            if let Some(g) = guide.as_mut() {
+                g.consume(next).map_err(EngineError::Constraint)?;
             }
             completion_tokens += 1;
             history.push(next);
@@ -324,7 +349,11 @@ impl LocalModel {
                 }
                 emitted = safe;
             }
-            if i + 1 == max_new {
+            // A complete constrained answer ends here (the grammar allows nothing more).
+            if i + 1 == max_new || guide.as_ref().is_some_and(|g| g.is_done()) {
+                if guide.as_ref().is_some_and(|g| g.is_done()) {
+                    finish = FinishReason::Stop;
+                }
                 break;
             }
             logits = self.step(next)?;

@@ -296,6 +296,11 @@ impl Tokenizer {
         Some((m.start(), m.len(), self.specials[m.pattern().as_usize()].1))
     }
 
+    /// The text of a control token (they have no bytes of their own); `None` for text tokens.
+    pub fn special_text(&self, id: u32) -> Option<&str> {
+        (self.token_bytes(id).is_empty() && (id as usize) < self.tokens.len()).then(|| self.piece(id))
+    }
+
     /// The raw bytes of a token (empty for control tokens).
     pub fn token_bytes(&self, id: u32) -> &[u8] {
         self.token_bytes.get(id as usize).map(Vec::as_slice).unwrap_or(&[])

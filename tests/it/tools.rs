@@ -1,0 +1,230 @@
+//! Tools end to end: the real model with the calculator and with constrained
+//! tool calls, `duet serve` used by the official `openai` Python client, and
+//! the confirmation gate in the terminal against a real HTTP provider on
+//! 127.0.0.1 that asks for an action.
+
+use crate::common::{default_model, duet, models_dir};
+use axum::extract::State;
+use axum::routing::post;
+use axum::{Json, Router};
+use duet::engine::local::{LoadOptions, LocalEngine};
+use duet::engine::{Cancel, Constraint, GenRequest, Message, ToolSpec};
+use duet::tasks::tools::Toolbox;
+use serde_json::{json, Value};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+
+fn stdout(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn with_tools_the_default_model_multiplies_exactly_and_shows_the_calculator() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let o = duet(&["ask", "--tools", "What is 1234 × 5678?"], home.path(), &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("7006652"), "answer: {}", stdout(&o));
+    assert!(stderr(&o).contains("calculator") && stderr(&o).contains("= 7006652"), "{}", stderr(&o));
+}
+
+/// Its own engine, so constrained runs do not wait behind other tests' answers.
+fn engine() -> LocalEngine {
+    static E: OnceLock<LocalEngine> = OnceLock::new();
+    E.get_or_init(|| LocalEngine::start(&default_model(), LoadOptions::default()).expect("loads")).clone()
+}
+
+fn offered() -> Vec<ToolSpec> {
+    let mut b = Toolbox::with_calculator();
+    b.add(Box::new(duet::tasks::tools::actions::SaveNote { dir: std::env::temp_dir().join("duet-never-written") }));
+    b.specs()
+}
+
+#[test]
+fn a_required_call_from_the_default_model_parses_and_fits_the_schema() {
+    for question in ["What is 1234 * 5678?", "Save a note titled groceries that says: eggs, milk."] {
+        let mut req = GenRequest::new(vec![Message::user(question)]);
+        req.tools = offered();
+        req.constraint = Some(Constraint::ToolCall);
+        req.max_tokens = 80;
+        let c = engine().complete(req, Cancel::new()).expect("answers");
+        assert!(c.broken_calls.is_empty(), "{question}: {:?}", c.broken_calls);
+        assert_eq!(c.tool_calls.len(), 1, "{question}: {c:?}");
+        let call = &c.tool_calls[0];
+        let spec = offered().into_iter().find(|t| t.name == call.name).expect("a tool that was offered");
+        for key in spec.parameters["required"].as_array().expect("required") {
+            assert!(call.arguments[key.as_str().expect("name")].is_string(), "{question}: {call:?}");
+        }
+    }
+}
+
+#[test]
+fn json_mode_gives_json_that_fits_the_schema() {
+    let schema = json!({"type": "object", "properties": {"sentiment": {"enum": ["positive", "negative"]}},
+                        "required": ["sentiment"], "additionalProperties": false});
+    let mut req = GenRequest::new(vec![Message::user("Review: \"The soup was cold and the waiter rude.\" Sentiment?")]);
+    req.constraint = Some(Constraint::Json { schema: Some(schema) });
+    req.max_tokens = 40;
+    let c = engine().complete(req, Cancel::new()).expect("answers");
+    let v: Value = serde_json::from_str(&c.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", c.text));
+    assert!(matches!(v["sentiment"].as_str(), Some("positive" | "negative")), "{v}");
+    assert_eq!(v.as_object().map(|o| o.len()), Some(1), "{v}");
+}
+
+/// The official `openai` package, installed once per machine beside the models.
+fn openai_python() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = models_dir().join("..").join("test-python").join("openai-2");
+        if !dir.join("openai").exists() {
+            let ok = Command::new("python3")
+                .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--target"])
+                .arg(&dir)
+                .arg("openai>=1.50,<3")
+                .status()
+                .expect("python3 runs");
+            assert!(ok.success(), "pip could not install the openai package into {}", dir.display());
+        }
+        dir
+    })
+    .clone()
+}
+
+const CLIENT: &str = r#"
+import json, sys
+from openai import OpenAI
+client = OpenAI(base_url=sys.argv[1], api_key="unused")
+tools = [{"type": "function", "function": {"name": "calculator", "description": "Exact arithmetic.",
+          "parameters": {"type": "object", "properties": {"expression": {"type": "string"}}, "required": ["expression"]}}}]
+messages = [{"role": "user", "content": "What is 1234 * 5678?"}]
+out = {}
+r = client.chat.completions.create(model="smollm2-135m", messages=messages, tools=tools, tool_choice="required",
+                                   temperature=0, max_tokens=60)
+m = r.choices[0].message
+out["finish"] = r.choices[0].finish_reason
+out["calls"] = [{"id": c.id, "name": c.function.name, "arguments": json.loads(c.function.arguments)} for c in m.tool_calls]
+# Streamed, the pieces join into the same call.
+parts = {}
+for chunk in client.chat.completions.create(model="smollm2-135m", messages=messages, tools=tools,
+                                            tool_choice="required", temperature=0, max_tokens=60, stream=True):
+    for d in (chunk.choices[0].delta.tool_calls or []) if chunk.choices else []:
+        p = parts.setdefault(d.index, {"name": "", "arguments": ""})
+        p["name"] += d.function.name or ""
+        p["arguments"] += d.function.arguments or ""
+out["streamed"] = [{"name": p["name"], "arguments": json.loads(p["arguments"])} for p in parts.values()]
+# The result goes back (and the calls in OpenAI's shape); the model answers in text.
+messages.append(m.model_dump(exclude_none=True))
+messages.append({"role": "tool", "tool_call_id": m.tool_calls[0].id, "content": "7006652"})
+r = client.chat.completions.create(model="smollm2-135m", messages=messages, temperature=0, max_tokens=40)
+out["answer"] = r.choices[0].message.content
+out["answer_finish"] = r.choices[0].finish_reason
+r = client.chat.completions.create(model="smollm2-135m", messages=[{"role": "user", "content": "Name a fruit as JSON."}],
+                                   response_format={"type": "json_object"}, temperature=0, max_tokens=100)
+out["json_text"] = r.choices[0].message.content
+out["json_finish"] = r.choices[0].finish_reason
+print(json.dumps(out))
+"#;
+
+#[test]
+fn the_openai_python_client_gets_tool_calls_from_duet_serve() {
+    let site = openai_python();
+    let h = duet::server::start(engine(), duet::server::ServerConfig { port: 0, ..Default::default() })
+        .expect("server starts");
+    let o = Command::new("python3")
+        .args(["-c", CLIENT, &format!("http://{}/v1", h.addr)])
+        .env("PYTHONPATH", &site)
+        .output()
+        .expect("python3 runs");
+    h.shutdown();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out: Value = serde_json::from_str(stdout(&o).trim()).expect("the script prints JSON");
+    assert_eq!(out["finish"], "tool_calls", "{out}");
+    assert_eq!(out["calls"][0]["name"], "calculator", "{out}");
+    let arguments = out["calls"][0]["arguments"].as_object().expect("arguments");
+    assert!(arguments["expression"].is_string(), "{out}");
+    assert_eq!(arguments.len(), 1, "no properties beyond the schema's: {out}");
+    assert_eq!(out["streamed"][0]["name"], out["calls"][0]["name"], "{out}");
+    assert_eq!(out["streamed"][0]["arguments"], out["calls"][0]["arguments"], "{out}");
+    assert_eq!(out["answer_finish"], "stop", "{out}");
+    assert!(out["answer"].as_str().is_some_and(|a| !a.trim().is_empty()), "{out}");
+    let json_text = out["json_text"].as_str().unwrap_or("");
+    assert_eq!(out["json_finish"], "stop", "{out}");
+    assert!(serde_json::from_str::<Value>(json_text).is_ok_and(|v| v.is_object()), "{out}");
+}
+
+/// A provider that asks for one action, then answers with whatever the tool result said.
+#[derive(Default)]
+struct Asker {
+    seen: Mutex<Vec<Value>>,
+}
+
+async fn ask_for_a_note(State(p): State<Arc<Asker>>, Json(body): Json<Value>) -> Json<Value> {
+    p.seen.lock().unwrap_or_else(|e| e.into_inner()).push(body.clone());
+    let last = body["messages"].as_array().and_then(|m| m.last()).cloned().unwrap_or_default();
+    let message = if last["role"] == "tool" {
+        json!({"role": "assistant", "content": format!("Tool said: {}", last["content"].as_str().unwrap_or(""))})
+    } else {
+        json!({"role": "assistant", "content": null, "tool_calls": [{"id": "call_a", "type": "function",
+               "function": {"name": "save_note", "arguments": "{\"title\": \"plan\", \"text\": \"buy eggs\"}"}}]})
+    };
+    Json(json!({"choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 5, "completion_tokens": 5, "total_tokens": 10}}))
+}
+
+fn ask_with_answer(home: &Path, base: &str, typed: &str) -> std::process::Output {
+    std::fs::write(
+        home.join("settings.toml"),
+        format!("[[cloud]]\nname = \"lab\"\nbase_url = \"{base}\"\nmodel = \"m\"\nkey_env = \"NO_KEY_HERE\"\n"),
+    )
+    .expect("settings");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_duet"))
+        .args(["ask", "--tools", "--backend", "cloud:lab", "--no-stream", "Save my plan"])
+        .env("DUET_HOME", home)
+        .env("DUET_MODELS", models_dir())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("duet runs");
+    child.stdin.take().expect("stdin").write_all(typed.as_bytes()).expect("typed");
+    child.wait_with_output().expect("duet ends")
+}
+
+#[test]
+fn an_action_waits_for_a_yes_in_the_terminal_and_a_no_writes_nothing() {
+    let asker = Arc::new(Asker::default());
+    let app = Router::new().route("/v1/chat/completions", post(ask_for_a_note)).with_state(asker.clone());
+    let listener = duet::runtime().block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind");
+    let base = format!("http://{}/v1", listener.local_addr().expect("addr"));
+    duet::runtime().spawn(async move { axum::serve(listener, app).await });
+
+    for (typed, written) in [("d\n", false), ("", false), ("o\n", true)] {
+        let home = tempfile::tempdir().expect("tempdir");
+        let o = ask_with_answer(home.path(), &base, typed);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let note = home.path().join("data/notes/plan.md");
+        assert!(
+            stderr(&o).contains("buy eggs") && stderr(&o).contains("plan.md"),
+            "the person saw what would happen: {}",
+            stderr(&o)
+        );
+        assert_eq!(note.exists(), written, "typed {typed:?}");
+        let told = stdout(&o);
+        if written {
+            assert_eq!(std::fs::read_to_string(&note).expect("note"), "buy eggs");
+            assert!(told.contains("Saved the note"), "{told}");
+        } else {
+            assert!(told.contains("declined"), "the model heard the no: {told}");
+        }
+    }
+    // The calls went out in OpenAI's shape, with the tools offered.
+    let seen = asker.seen.lock().unwrap_or_else(|e| e.into_inner());
+    assert!(seen[0]["tools"].as_array().is_some_and(|t| t.iter().any(|t| t["function"]["name"] == "save_note")));
+    assert_eq!(seen[1]["messages"][1]["tool_calls"][0]["function"]["name"], "save_note");
+    assert!(seen[1]["messages"][1]["tool_calls"][0]["function"]["arguments"].is_string());
+}
