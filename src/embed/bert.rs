@@ -71,7 +71,7 @@ impl Bert {
         if config.hidden_act != "gelu" {
             return Err(format!("activation {} is not supported (only gelu)", config.hidden_act));
         }
-        if config.num_attention_heads == 0 || config.hidden_size % config.num_attention_heads != 0 {
+        if config.num_attention_heads == 0 || !config.hidden_size.is_multiple_of(config.num_attention_heads) {
             return Err("hidden size is not a multiple of the head count".into());
         }
         let h = config.hidden_size;

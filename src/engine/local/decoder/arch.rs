@@ -77,7 +77,7 @@ pub struct Sliding {
 impl Config {
     /// Whether layer `i` attends to a sliding window (else to everything).
     pub fn is_sliding(&self, i: usize) -> bool {
-        self.sliding.is_some_and(|s| (i + 1) % s.pattern != 0)
+        self.sliding.is_some_and(|s| !(i + 1).is_multiple_of(s.pattern))
     }
 
     pub fn q_dim(&self) -> usize {
@@ -150,7 +150,7 @@ pub fn config(g: &Gguf) -> Result<Config, Unsupported> {
     if g.arch_u32("rope.dimension_count").is_some_and(|d| d as usize != head_dim) {
         return Err("partial RoPE".into());
     }
-    if n_head % n_kv_head != 0 || head_dim % 2 != 0 || head_dim == 0 {
+    if n_head % n_kv_head != 0 || !head_dim.is_multiple_of(2) || head_dim == 0 {
         return Err("unusual head layout".into());
     }
     let f = |k: &str| g.f32(&format!("{prefix}.{k}"));

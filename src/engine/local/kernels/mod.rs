@@ -88,8 +88,8 @@ impl QMatrix {
             return false;
         }
         match ggml_type {
-            2 | 3 | 6 | 8 => cols % QK == 0,
-            12 | 14 => cols % (QK * KB) == 0,
+            2 | 3 | 6 | 8 => cols.is_multiple_of(QK),
+            12 | 14 => cols.is_multiple_of(QK * KB),
             _ => false,
         }
     }

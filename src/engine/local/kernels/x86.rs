@@ -32,7 +32,7 @@ fn dot_many(q: &[f32], keys: &[f32], stride: usize, out: &mut [f32]) {
         out.is_empty() || ((out.len() - 1) * stride + hd <= keys.len() && hd <= stride),
         "dot_many: keys too short"
     );
-    if hd % 8 != 0 {
+    if !hd.is_multiple_of(8) {
         return super::scalar::dot_many(q, keys, stride, out);
     }
     // SAFETY: the last key read ends inside `keys` (checked above); q has hd values.
@@ -45,7 +45,7 @@ fn weighted_sum(p: &[f32], values: &[f32], stride: usize, out: &mut [f32]) {
         p.is_empty() || ((p.len() - 1) * stride + hd <= values.len() && hd <= stride),
         "weighted_sum: values too short"
     );
-    if hd % 8 != 0 {
+    if !hd.is_multiple_of(8) {
         return super::scalar::weighted_sum(p, values, stride, out);
     }
     // SAFETY: as above.
@@ -364,7 +364,7 @@ fn dot_rows(w: &QMatrix, r0: usize, a: &QActs, t: usize, out: &mut [f32]) {
 }
 
 fn quantize(x: &[f32], d: &mut [f32], s: &mut [f32], qs: &mut [i16]) {
-    assert!(x.len() % QK == 0 && d.len() * QK >= x.len() && s.len() * QK >= x.len() && qs.len() >= x.len());
+    assert!(x.len().is_multiple_of(QK) && d.len() * QK >= x.len() && s.len() * QK >= x.len() && qs.len() >= x.len());
     // SAFETY: as above; lengths checked.
     unsafe { quantize_avx2(x, d, s, qs) }
 }
@@ -506,7 +506,7 @@ unsafe fn dot_q6k(w: &QMatrix, r0: usize, a: &QActs, t: usize, out: &mut [f32]) 
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn dot4_q6k(w: &QMatrix, r0: usize, a: &QActs, t0: usize, outs: &mut [&mut [f32]]) {
     let nb = w.nb;
-    if nb % 8 != 0 {
+    if !nb.is_multiple_of(8) {
         for (k, out) in outs.iter_mut().enumerate() {
             dot_q6k(w, r0, a, t0 + k, out);
         }
