@@ -10,6 +10,7 @@
 
 pub mod arithmetic;
 pub mod docs;
+pub mod toolcalls;
 
 use crate::engine::local::{kernels, LoadOptions, LocalModel};
 use crate::engine::{Cancel, GenRequest, Message};

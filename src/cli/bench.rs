@@ -40,6 +40,11 @@ pub struct BenchArgs {
     /// (JSONL: question, answer, split) without tools and with them.
     #[arg(long, value_name = "FILE", conflicts_with = "docs")]
     pub arithmetic: Option<PathBuf>,
+    /// Measure tool calls instead: the local model asked for a call to one of
+    /// duet's tools under constrained decoding, for each prompt of FILE
+    /// (JSONL: prompt, tool, split): valid calls, right tool, cost per token.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["docs", "arithmetic"])]
+    pub tool_calls: Option<PathBuf>,
     #[command(flatten)]
     pub backend: BackendArgs,
     /// Write the passages' texts (JSONL) as embedded, to time another embedder on the same input.
@@ -50,6 +55,9 @@ pub struct BenchArgs {
 pub fn bench(store: &Store, catalog: &Catalog, a: BenchArgs) -> Result<()> {
     if let (Some(dir), Some(questions)) = (&a.docs, &a.questions) {
         return bench_docs(store, catalog, dir, questions, &a);
+    }
+    if let Some(file) = &a.tool_calls {
+        return bench_tool_calls(store, catalog, file, &a);
     }
     if let Some(file) = &a.arithmetic {
         return bench_arithmetic(store, catalog, file, &a);
@@ -122,6 +130,30 @@ fn bench_arithmetic(store: &Store, catalog: &Catalog, file: &Path, a: &BenchArgs
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print!("{}", crate::bench::arithmetic::render(&report));
+    }
+    Ok(())
+}
+
+fn bench_tool_calls(store: &Store, catalog: &Catalog, file: &Path, a: &BenchArgs) -> Result<()> {
+    let prompts = crate::bench::toolcalls::read_prompts(file, &a.split).map_err(anyhow::Error::msg)?;
+    let path = resolve_model(store, catalog, a.model.model.as_deref())?;
+    let engine = start_engine(&path, 4096, a.threads)?;
+    let tools = default_toolbox(store.paths()).specs();
+    let show = std::io::stderr().is_terminal();
+    let n = prompts.len();
+    let report = crate::bench::toolcalls::run(&engine, &tools, &prompts, &a.split, &mut |i| {
+        if show {
+            eprint!("\r\x1b[2Kbench: prompt {} of {n}…", i + 1);
+        }
+    })
+    .map_err(anyhow::Error::msg)?;
+    if show {
+        eprint!("\r\x1b[2K");
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", crate::bench::toolcalls::render(&report));
     }
     Ok(())
 }

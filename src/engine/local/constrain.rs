@@ -97,13 +97,26 @@ fn grammar_for(constraint: &Constraint, tools: &[ToolSpec]) -> Result<TopLevelGr
     }
 }
 
+/// Longest text argument when the tool's schema sets no `maxLength`: small
+/// models otherwise repeat themselves inside a string until the token limit
+/// cuts the call in half (3 of 30 calls in `duet bench --tool-calls`).
+const DEFAULT_MAX_STRING_CHARS: u64 = 500;
+
 /// A tool's argument schema with no properties beyond those it names (as
-/// OpenAI's strict mode does): a model left free to add keys adds junk.
+/// OpenAI's strict mode does: a model left free to add keys adds junk), and
+/// text arguments of bounded length.
 fn closed(schema: &Value) -> Value {
     let mut s = schema.clone();
     if let Some(o) = s.as_object_mut() {
         if o.contains_key("properties") && !o.contains_key("additionalProperties") {
             o.insert("additionalProperties".into(), Value::Bool(false));
+        }
+        for prop in o.get_mut("properties").and_then(Value::as_object_mut).into_iter().flat_map(|p| p.values_mut()) {
+            if let Some(p) = prop.as_object_mut() {
+                if p.get("type").and_then(Value::as_str) == Some("string") && !p.contains_key("maxLength") {
+                    p.insert("maxLength".into(), DEFAULT_MAX_STRING_CHARS.into());
+                }
+            }
         }
     }
     s
