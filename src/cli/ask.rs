@@ -24,6 +24,10 @@ pub struct AskArgs {
     /// With --tools: most rounds of model → tools before giving up.
     #[arg(long, default_value_t = crate::tasks::agent::DEFAULT_MAX_STEPS)]
     pub max_steps: usize,
+    /// With --tools: the mcp.json listing MCP servers whose tools to offer too
+    /// (default: mcp.json in duet's config folder, when it exists).
+    #[arg(long, value_name = "FILE")]
+    pub mcp: Option<PathBuf>,
     /// With --tools: do not work out arithmetic found in the question before the model answers.
     #[arg(long)]
     pub no_math_help: bool,
@@ -106,7 +110,12 @@ pub fn ask(store: &Store, catalog: &Catalog, a: AskArgs) -> Result<()> {
 /// `--tools`: the agent loop, each step on stderr as it happens, the answer on stdout.
 fn ask_with_tools(store: &Store, backend: &dyn Backend, req: GenRequest, a: &AskArgs, cancel: &Cancel) -> Result<()> {
     use crate::tasks::agent::{Agent, AgentEvent};
-    let toolbox = default_toolbox(store.paths());
+    let mcp_file = a.mcp.clone().unwrap_or_else(|| default_mcp_file(store.paths()));
+    if a.mcp.as_ref().is_some_and(|f| !f.exists()) {
+        bail!("{} does not exist; write an mcp.json there or drop --mcp", mcp_file.display());
+    }
+    // The servers stay up while the agent runs (dropping them stops their processes).
+    let (toolbox, _servers) = toolbox_with_mcp(store.paths(), &mcp_file)?;
     let confirm = TerminalConfirm;
     let mut agent = Agent::new(backend, &toolbox, &confirm);
     agent.max_steps = a.max_steps.max(1);

@@ -16,6 +16,27 @@ pub fn default_toolbox(paths: &Paths) -> Toolbox {
     b
 }
 
+/// Where `mcp.json` lives unless `--mcp` says otherwise.
+pub fn default_mcp_file(paths: &Paths) -> PathBuf {
+    paths.config_dir.join("mcp.json")
+}
+
+/// duet's tools plus those of the MCP servers `mcp_file` lists. A server that
+/// fails is reported on stderr and left out; the rest still work.
+pub fn toolbox_with_mcp(paths: &Paths, mcp_file: &Path) -> Result<(Toolbox, Vec<crate::tasks::tools::mcp::Server>)> {
+    let mut b = default_toolbox(paths);
+    let (servers, failed) = crate::tasks::tools::mcp::connect_all(mcp_file, crate::tasks::tools::mcp::START_TIMEOUT)?;
+    for e in failed {
+        eprintln!("{e}");
+    }
+    for s in &servers {
+        for t in s.tools() {
+            b.add(t);
+        }
+    }
+    Ok((b, servers))
+}
+
 pub fn describe_step(step: &Step) -> String {
     step.to_string()
 }

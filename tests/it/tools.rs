@@ -228,3 +228,84 @@ fn an_action_waits_for_a_yes_in_the_terminal_and_a_no_writes_nothing() {
     assert_eq!(seen[1]["messages"][1]["tool_calls"][0]["function"]["name"], "save_note");
     assert!(seen[1]["messages"][1]["tool_calls"][0]["function"]["arguments"].is_string());
 }
+
+/// The reference MCP servers from npm (no one here wrote them), installed once per machine.
+fn mcp_servers_from_npm() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = models_dir().join("..").join("test-node").join("mcp-2026.8.31");
+        let everything = dir.join("node_modules/@modelcontextprotocol/server-everything/dist/index.js");
+        if !everything.exists() {
+            let ok = Command::new("npm")
+                .args(["install", "--silent", "--no-audit", "--no-fund", "--prefix"])
+                .arg(&dir)
+                .args([
+                    "@modelcontextprotocol/server-everything@2026.8.31",
+                    "@modelcontextprotocol/server-filesystem@2026.8.31",
+                ])
+                .status()
+                .expect("npm runs");
+            assert!(ok.success(), "npm could not install the MCP servers into {}", dir.display());
+        }
+        dir.join("node_modules/@modelcontextprotocol")
+    })
+    .clone()
+}
+
+#[test]
+fn real_mcp_servers_tools_are_listed_called_and_gated_and_broken_servers_are_named() {
+    use duet::engine::ToolCall;
+    use duet::tasks::tools::gate::{Gate, NoOneToAsk};
+    use duet::tasks::tools::mcp::connect_all;
+    let npm = mcp_servers_from_npm();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let shared = dir.path().join("shared");
+    std::fs::create_dir(&shared).expect("dir");
+    let config = json!({"mcpServers": {
+        "everything": {"command": "node", "args": [npm.join("server-everything/dist/index.js"), "stdio"]},
+        "files": {"command": "node", "args": [npm.join("server-filesystem/dist/index.js"), &shared]},
+        "missing": {"command": "no-such-mcp-server-here"},
+        "crashes": {"command": "node", "args": ["-e", "process.exit(3)"]},
+        "hangs": {"command": "node", "args": ["-e", "setInterval(() => {}, 1000)"]},
+    }});
+    let file = dir.path().join("mcp.json");
+    std::fs::write(&file, config.to_string()).expect("mcp.json");
+    let (servers, failed) = connect_all(&file, std::time::Duration::from_secs(3)).expect("the file reads");
+    let why: Vec<String> = failed.iter().map(|e| e.to_string()).collect();
+    assert_eq!(servers.len(), 2, "{why:?}");
+    assert!(why.iter().any(|w| w.contains("'missing'") && w.contains("installed")), "{why:?}");
+    assert!(why.iter().any(|w| w.contains("'crashes'") && w.contains("stopped")), "{why:?}");
+    assert!(why.iter().any(|w| w.contains("'hangs'") && w.contains("did not answer within 3 s")), "{why:?}");
+
+    let mut toolbox = Toolbox::with_calculator();
+    for s in &servers {
+        for t in s.tools() {
+            toolbox.add(t);
+        }
+    }
+    let names = toolbox.names();
+    assert!(names.iter().any(|n| n == "echo") && names.iter().any(|n| n == "write_file"), "{names:?}");
+    let echo = ToolCall { id: "c1".into(), name: "echo".into(), arguments: json!({"message": "hello from duet"}) };
+    let out = toolbox.run(&echo, &Cancel::new());
+    assert!(out.ok && out.text.contains("hello from duet"), "{out:?}");
+    // Every MCP tool waits for a yes; with no one to say it, nothing is written.
+    let target = shared.join("note.txt");
+    let write = ToolCall {
+        id: "c2".into(),
+        name: "write_file".into(),
+        arguments: json!({"path": target.to_string_lossy(), "content": "written"}),
+    };
+    let tool = toolbox.get("write_file").expect("listed");
+    assert!(!Gate::new().check(tool, &write, &NoOneToAsk).may_run());
+    assert!(!target.exists());
+    // With a yes it runs, and the server's own refusal (outside its folder) comes back as an error.
+    assert!(toolbox.run(&write, &Cancel::new()).ok);
+    assert_eq!(std::fs::read_to_string(&target).expect("written"), "written");
+    let outside = ToolCall {
+        id: "c3".into(),
+        name: "write_file".into(),
+        arguments: json!({"path": dir.path().join("escape.txt").to_string_lossy(), "content": "x"}),
+    };
+    assert!(!toolbox.run(&outside, &Cancel::new()).ok);
+    assert!(!dir.path().join("escape.txt").exists());
+}

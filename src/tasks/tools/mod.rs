@@ -11,6 +11,7 @@ pub mod actions;
 pub mod calc;
 pub mod gate;
 pub mod math;
+pub mod mcp;
 
 use crate::engine::{Cancel, ToolCall, ToolSpec};
 use serde_json::{json, Value};
