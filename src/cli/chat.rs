@@ -30,6 +30,8 @@ pub fn chat(store: &Store, catalog: &Catalog, a: ChatArgs) -> Result<()> {
         top_p: sampling.top_p,
         max_tokens: gen.max_tokens,
         seed: sampling.seed,
+        // Tools in the terminal: `duet ask --tools` (a chat would need to ask mid-answer).
+        tools: false,
     };
     let mut session = ChatSession::new(BackendSpec::Local, conv);
     session.repeat_penalty = Some(sampling.repeat_penalty);

@@ -3,17 +3,12 @@
 
 use super::*;
 use crate::tasks::agent::Step;
-use crate::tasks::tools::actions::{CopyToClipboard, SaveNote, SearchDocuments};
 use crate::tasks::tools::gate::{Approval, Confirm, Proposal};
 use crate::tasks::tools::Toolbox;
 
 /// The calculator and duet's actions (notes go to DATA_DIR/notes).
 pub fn default_toolbox(paths: &Paths) -> Toolbox {
-    let mut b = Toolbox::with_calculator();
-    b.add(Box::new(SaveNote { dir: paths.data_dir.join("notes") }));
-    b.add(Box::new(CopyToClipboard));
-    b.add(Box::new(SearchDocuments { db_path: paths.data_dir.join("duet.sqlite3") }));
-    b
+    Toolbox::builtin(paths)
 }
 
 /// Where `mcp.json` lives unless `--mcp` says otherwise.

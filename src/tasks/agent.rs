@@ -45,27 +45,24 @@ pub enum Step {
     Cut(String),
 }
 
-/// One line per step, as the terminal prints it and the chat shows it.
+/// One line per step, as the terminal prints it and the chat shows it (plain
+/// words: the window's font has no gear or cross symbols).
 impl std::fmt::Display for Step {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Step::Thought(t) => write!(f, "· {}", t.trim()),
-            Step::Call { call, by_duet: true, .. } => {
-                write!(
-                    f,
-                    "⚙ calculator (duet found arithmetic in your question): {}",
-                    call.arguments["expression"].as_str().unwrap_or("")
-                )
-            }
-            Step::Call { call, source, .. } if source == "duet" => write!(f, "⚙ {} {}", call.name, call.arguments),
-            Step::Call { call, source, .. } => write!(f, "⚙ {} {} (from {source})", call.name, call.arguments),
-            Step::Broken(b) => {
-                write!(f, "⚠ a tool call that could not be read, not run ({}): {}", b.why, b.text.trim())
-            }
-            Step::Result { name, outcome, .. } if outcome.ok => write!(f, "→ {name}: {}", outcome.text),
-            Step::Result { name, outcome, .. } => write!(f, "✗ {name}: {}", outcome.text),
-            Step::Declined { name, .. } => write!(f, "✗ {name}: you said no; it did not run"),
-            Step::Cut(why) => write!(f, "■ {why}"),
+            Step::Thought(t) => write!(f, "Model: {}", t.trim()),
+            Step::Call { call, by_duet: true, .. } => write!(
+                f,
+                "Calculator (duet found arithmetic in your question): {}",
+                call.arguments["expression"].as_str().unwrap_or("")
+            ),
+            Step::Call { call, source, .. } if source == "duet" => write!(f, "Call: {} {}", call.name, call.arguments),
+            Step::Call { call, source, .. } => write!(f, "Call: {} {} (from {source})", call.name, call.arguments),
+            Step::Broken(b) => write!(f, "Unreadable tool call, not run ({}): {}", b.why, b.text.trim()),
+            Step::Result { name, outcome, .. } if outcome.ok => write!(f, "Result of {name}: {}", outcome.text),
+            Step::Result { name, outcome, .. } => write!(f, "{name} failed: {}", outcome.text),
+            Step::Declined { name, .. } => write!(f, "{name}: you said no; it did not run"),
+            Step::Cut(why) => write!(f, "Ended early: {why}"),
         }
     }
 }
@@ -155,7 +152,7 @@ impl<'a> Agent<'a> {
             let c = add_up(total.take(), c);
             if cancel.is_cancelled() || (c.tool_calls.is_empty() && c.broken_calls.is_empty()) {
                 if cancel.is_cancelled() {
-                    report(Step::Cut("Stopped.".into()), &mut steps, on);
+                    report(Step::Cut("you pressed Stop.".into()), &mut steps, on);
                 }
                 req.messages.push(Message::assistant(&c.text));
                 let mut c = c;

@@ -35,6 +35,9 @@ pub struct AnswerStats {
     /// prompt went nowhere.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub nothing_sent: bool,
+    /// With tools on: each step of the answer (calculator, actions, results), one line each.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<String>,
 }
 
 impl AnswerStats {
@@ -58,6 +61,7 @@ impl AnswerStats {
             stopped: c.finish_reason == FinishReason::Cancelled,
             location,
             nothing_sent: false,
+            steps: Vec::new(),
         }
     }
 

@@ -6,12 +6,15 @@
 //! The front end resolves the backend (it knows the loaded model and the
 //! profiles) and hands it in as a [`Contender`]; everything after that is here.
 
+use super::agent::{Agent, AgentEvent, Step};
 use super::answer::{AnswerStats, Contender};
+use super::tools::gate::{Approval, Confirm, Gate, Proposal};
+use super::tools::Toolbox;
 use crate::db::{Db, DbError, NewMessage};
 use crate::engine::{BackendSpec, Cancel, DataLocation, Event, GenError, GenRequest, Message, Role, SamplingParams};
 use crate::progress::Wake;
 use serde::{Deserialize, Serialize};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Instant;
 
 /// Per-conversation settings (kept in the conversation's row).
@@ -23,6 +26,8 @@ pub struct ConvSettings {
     pub top_p: f32,
     pub max_tokens: usize,
     pub seed: u64,
+    /// The model may use tools (the calculator at once; actions after a yes).
+    pub tools: bool,
 }
 
 impl ConvSettings {
@@ -33,6 +38,7 @@ impl ConvSettings {
             top_p: s.top_p,
             max_tokens: s.max_tokens,
             seed: s.seed,
+            tools: false,
         }
     }
 }
@@ -109,6 +115,33 @@ pub struct ChatSession {
     /// terminal's Ctrl-C); otherwise each answer gets a new one.
     next_cancel: Option<Cancel>,
     answering: Option<Answering>,
+    /// The tools offered when `conv.tools` is on (the front end sets them).
+    pub toolbox: Option<Arc<Toolbox>>,
+    /// This chat's "always allow" answers.
+    gate: Arc<Mutex<Gate>>,
+    /// Steps of the answer on its way, as the agent reports them.
+    live_steps: Arc<Mutex<Vec<Step>>>,
+    /// An action waiting for the person's answer, and where the answer goes.
+    asking: Option<(Proposal, mpsc::SyncSender<Approval>)>,
+    asks: Option<mpsc::Receiver<(Proposal, mpsc::SyncSender<Approval>)>>,
+}
+
+/// Hands the agent's questions to the session (and the window); no answer,
+/// because the session stopped or went away, is a no.
+struct AskThroughChannel {
+    tx: mpsc::SyncSender<(Proposal, mpsc::SyncSender<Approval>)>,
+    wake: Wake,
+}
+
+impl Confirm for AskThroughChannel {
+    fn ask(&self, proposal: &Proposal) -> Approval {
+        let (reply_tx, reply_rx) = mpsc::sync_channel(1);
+        if self.tx.send((proposal.clone(), reply_tx)).is_err() {
+            return Approval::Deny;
+        }
+        self.wake.wake();
+        reply_rx.recv().unwrap_or(Approval::Deny)
+    }
 }
 
 impl ChatSession {
@@ -157,11 +190,30 @@ impl ChatSession {
         self.answering.as_ref().map(|a| &a.location)
     }
 
-    /// Ask the answer in progress to stop (what it wrote so far is kept).
-    pub fn stop(&self) {
+    /// Ask the answer in progress to stop (what it wrote so far is kept); an
+    /// action waiting for a yes gets a no.
+    pub fn stop(&mut self) {
         if let Some(a) = &self.answering {
             a.cancel.cancel();
         }
+        self.answer_action(Approval::Deny);
+    }
+
+    /// The action waiting for the person's yes, if any.
+    pub fn pending_action(&self) -> Option<&Proposal> {
+        self.asking.as_ref().map(|(p, _)| p)
+    }
+
+    /// Answer the action waiting for a yes (closing the question is `Deny`).
+    pub fn answer_action(&mut self, approval: Approval) {
+        if let Some((_, reply)) = self.asking.take() {
+            let _ = reply.send(approval);
+        }
+    }
+
+    /// The steps of the answer on its way (with tools on).
+    pub fn live_steps(&self) -> Vec<Step> {
+        self.live_steps.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
     /// Stop and forget the answer in progress (the session is being left:
@@ -285,17 +337,56 @@ impl ChatSession {
 
     fn start(&mut self, answerer: Contender) {
         let cancel = self.next_cancel.take().unwrap_or_default();
-        let rx = self.wake.forward(answerer.backend.generate(self.request(), cancel.clone()));
+        let (backend_label, location) = (answerer.backend.label(), answerer.backend.data_location());
+        let rx = match self.toolbox.clone().filter(|_| self.conv.tools) {
+            Some(toolbox) => self.start_agent(answerer.backend, toolbox, cancel.clone()),
+            None => answerer.backend.generate(self.request(), cancel.clone()),
+        };
+        let rx = self.wake.forward(rx);
         self.answering = Some(Answering {
             rx,
             cancel,
             text: String::new(),
-            backend_label: answerer.backend.label(),
-            location: answerer.backend.data_location(),
+            backend_label,
+            location,
             prices: answerer.prices,
             started: Instant::now(),
             first_token_ms: None,
         });
+    }
+
+    /// Run the agent loop on a worker thread; its text and its end arrive as
+    /// a backend's would, its steps in `live_steps`, its questions on `asks`.
+    fn start_agent(
+        &mut self,
+        backend: Box<dyn crate::engine::Backend>,
+        toolbox: Arc<Toolbox>,
+        cancel: Cancel,
+    ) -> mpsc::Receiver<Event> {
+        let (tx, rx) = mpsc::sync_channel(256);
+        let (ask_tx, ask_rx) = mpsc::sync_channel(1);
+        self.asks = Some(ask_rx);
+        self.live_steps = Arc::default();
+        let (steps, gate, wake, req) = (self.live_steps.clone(), self.gate.clone(), self.wake.clone(), self.request());
+        std::thread::spawn(move || {
+            let confirm = AskThroughChannel { tx: ask_tx, wake: wake.clone() };
+            let agent = Agent::new(backend.as_ref(), &toolbox, &confirm);
+            let mut gate = gate.lock().unwrap_or_else(|e| e.into_inner());
+            let run = agent.run(&mut gate, req, &cancel, &mut |e| match e {
+                AgentEvent::Delta(t) => {
+                    let _ = tx.send(Event::Delta(t));
+                }
+                AgentEvent::Step(step) => {
+                    steps.lock().unwrap_or_else(|e| e.into_inner()).push(step);
+                    wake.wake();
+                }
+            });
+            let _ = tx.send(match run {
+                Ok(run) => Event::Done(run.answer),
+                Err(e) => Event::Error(e),
+            });
+        });
+        rx
     }
 
     fn push(
@@ -312,6 +403,9 @@ impl ChatSession {
 
     /// Take in whatever arrived, without waiting; the finished answer is saved.
     pub fn poll(&mut self, mut db: Option<&mut Db>) -> Vec<ChatUpdate> {
+        if self.asking.is_none() {
+            self.asking = self.asks.as_ref().and_then(|rx| rx.try_recv().ok());
+        }
         let mut updates = Vec::new();
         while let Some(a) = &self.answering {
             let event = match a.rx.try_recv() {
@@ -360,7 +454,12 @@ impl ChatSession {
         // The backend's own first-token time when it measured one (no network in it).
         let ttft = if c.timings.ttft_ms > 0.0 { c.timings.ttft_ms } else { a.first_token_ms.unwrap_or(0.0) };
         let total_ms = a.started.elapsed().as_secs_f64() * 1e3;
-        let stats = AnswerStats::measure(&c, a.location.clone(), ttft, total_ms, a.prices);
+        let mut stats = AnswerStats::measure(&c, a.location.clone(), ttft, total_ms, a.prices);
+        stats.steps = std::mem::take(&mut *self.live_steps.lock().unwrap_or_else(|e| e.into_inner()))
+            .iter()
+            .map(Step::to_string)
+            .collect();
+        self.asks = None;
         let text = if c.text.is_empty() { a.text } else { c.text.clone() };
         if text.is_empty() && stats.stopped {
             return ChatUpdate::StoppedEmpty;

@@ -7,6 +7,7 @@ use crate::db::{Db, DbError};
 use crate::engine::{BackendSpec, Role};
 use crate::tasks::answer::Contender;
 use crate::tasks::chat::{ChatSession, ChatUpdate, ConvSettings};
+use crate::tasks::tools::gate::Approval;
 use eframe::egui;
 use egui_commonmark::{CommonMarkCache, CommonMarkViewer};
 
@@ -109,6 +110,7 @@ impl ChatScreen {
         }
         // Check the backend first: if it can't answer now, nothing is saved and the text stays in the box.
         let Some(answerer) = self.answerer(services) else { return };
+        self.offer_tools(services);
         match self.session.send(Some(&mut services.db), answerer, &text, self.editing) {
             Ok(()) => {
                 self.editing = None;
@@ -118,12 +120,61 @@ impl ChatScreen {
         }
     }
 
+    /// duet's own tools, for when the conversation has tools on.
+    fn offer_tools(&mut self, services: &Services) {
+        if self.session.toolbox.is_none() {
+            self.session.toolbox = Some(std::sync::Arc::new(crate::tasks::tools::Toolbox::builtin(&services.paths)));
+        }
+    }
+
+    /// The action the model proposed, waiting for a yes: what will happen, and
+    /// Deny / Allow once / Always allow for this chat. Closing it is a no.
+    fn action_dialog(&mut self, ui: &mut egui::Ui) {
+        let Some(p) = self.session.pending_action().cloned() else { return };
+        let mut answer = None;
+        let modal = egui::Modal::new(egui::Id::unique("tool_action")).show(ui.ctx(), |ui| {
+            ui.set_max_width(520.0);
+            ui.heading("Allow this action?");
+            ui.label(format!(
+                "The model wants to use {} (from {}). Nothing happens unless you allow it.",
+                p.call.name, p.source
+            ));
+            ui.add_space(6.0);
+            egui::ScrollArea::vertical().max_height(240.0).show(ui, |ui| {
+                ui.add(egui::Label::new(egui::RichText::new(&p.what).monospace()).wrap());
+            });
+            ui.add_space(6.0);
+            ui.horizontal(|ui| {
+                if ui.button("Deny").clicked() {
+                    answer = Some(Approval::Deny);
+                }
+                if ui.button("Allow once").clicked() {
+                    answer = Some(Approval::AllowOnce);
+                }
+                if ui
+                    .button("Always allow for this chat")
+                    .on_hover_text(format!("{} runs without asking again in this conversation", p.call.name))
+                    .clicked()
+                {
+                    answer = Some(Approval::AlwaysForChat);
+                }
+            });
+        });
+        if modal.should_close() && answer.is_none() {
+            answer = Some(Approval::Deny);
+        }
+        if let Some(a) = answer {
+            self.session.answer_action(a);
+        }
+    }
+
     /// Ask again for the last answer (dropping it), or answer a question that failed.
     pub fn regenerate(&mut self, services: &mut Services) {
         if self.session.conversation.is_none() || self.session.is_answering() {
             return;
         }
         let Some(answerer) = self.answerer(services) else { return };
+        self.offer_tools(services);
         self.error = None;
         if let Err(e) = self.session.regenerate(Some(&mut services.db), answerer) {
             self.error = Some(e.to_string());
@@ -287,6 +338,7 @@ impl ChatScreen {
             }
         });
         egui::Panel::bottom("chat_input").show(ui, |ui| self.input_ui(ui, services));
+        self.action_dialog(ui);
         egui::ScrollArea::vertical().stick_to_bottom(true).auto_shrink([false, false]).show(ui, |ui| {
             if self.session.messages.is_empty() && !self.session.is_answering() {
                 ui.add_space(40.0);
@@ -306,8 +358,10 @@ impl ChatScreen {
             self.session.messages = messages;
             if let (Some(text), Some(location)) = (self.session.answer_text(), self.session.answer_location()) {
                 let (text, title) = (text.to_string(), format!("Assistant · {location}"));
+                let steps: Vec<String> = self.session.live_steps().iter().map(|s| s.to_string()).collect();
                 ui.group(|ui| {
                     ui.strong(title);
+                    steps_ui(ui, &steps);
                     CommonMarkViewer::new().show(ui, &mut self.md_cache, &text);
                 });
             }
@@ -363,6 +417,9 @@ impl ChatScreen {
                     location_badge(ui, &m.location);
                     ui.weak(&m.backend_label);
                 });
+                if let Some(metrics) = &m.metrics {
+                    steps_ui(ui, &metrics.steps);
+                }
                 CommonMarkViewer::new().show(ui, &mut self.md_cache, &m.content);
                 if let Some(metrics) = &m.metrics {
                     ui.weak(metrics.line());
@@ -434,6 +491,13 @@ impl ChatScreen {
             ui.label("seed");
             ui.add(egui::DragValue::new(&mut self.session.conv.seed));
         });
+        ui.checkbox(&mut self.session.conv.tools, "Tools").on_hover_text(
+            "The model may use the calculator (exact math, runs at once) and propose actions: save a note, \
+             copy to the clipboard, search your documents. Every action waits for your yes.",
+        );
+        if self.session.conv.tools {
+            ui.weak("Arithmetic in your question is worked out by the calculator first.");
+        }
         if ui.small_button("Reset to defaults").clicked() {
             self.session.conv = ConvSettings::from_app(&services.settings.app);
         }
@@ -443,6 +507,18 @@ impl ChatScreen {
             }
         }
     }
+}
+
+/// The tool steps of an answer: calculator, actions, results, one line each.
+fn steps_ui(ui: &mut egui::Ui, steps: &[String]) {
+    if steps.is_empty() {
+        return;
+    }
+    egui::Frame::new().fill(ui.visuals().faint_bg_color).inner_margin(6.0).corner_radius(4.0).show(ui, |ui| {
+        for s in steps {
+            ui.add(egui::Label::new(egui::RichText::new(s).monospace().small()).wrap());
+        }
+    });
 }
 
 enum MsgAction {

@@ -404,3 +404,45 @@ fn documents_follow_a_folder_added_by_path() {
     wait_for(&mut h, "the new file", |a| a.documents.outcomes.iter().any(|l| l.contains("indexed parking.md")));
     shown(&h, "parking.md");
 }
+
+#[test]
+fn with_tools_on_chat_shows_the_calculator_and_an_action_waits_for_a_yes_in_a_dialog() {
+    let (base, _provider) = crate::tools::action_provider();
+    let home = tempfile::tempdir().expect("tempdir");
+    let mut a = app(home.path());
+    a.services.settings.cloud.push(CloudProfile {
+        name: "asker".into(),
+        base_url: base,
+        model: "m".into(),
+        key_env: Some("DUET_TEST_UNSET_KEY_VAR".into()),
+        key: Some("unused".into()),
+        usd_per_m_input: 0.0,
+        usd_per_m_output: 0.0,
+    });
+    let mut h = harness(a);
+    wait_for(&mut h, "the model to load", model_ready);
+    h.get_by_label("Tools").click();
+    type_into(&mut h, "Message", "What is 1234 × 5678?");
+    h.get_by_label("Send").click();
+    wait_for(&mut h, "the answer", |a| !a.chat.is_streaming());
+    let last = h.state().chat.session.messages.last().expect("an answer").clone();
+    assert!(last.content.contains("7006652"), "{}", last.content);
+    shown(&h, "= 7006652");
+
+    // A model that proposes an action: a dialog says exactly what will happen.
+    let notes = home.path().join("data/notes/plan.md");
+    h.state_mut().set_chat_backend("cloud:asker");
+    for (button, written) in [("Deny", false), ("Allow once", true)] {
+        type_into(&mut h, "Message", "Save my plan");
+        h.get_by_label("Send").click();
+        wait_for(&mut h, "the question", |a| a.chat.session.pending_action().is_some());
+        shown(&h, "Allow this action?");
+        shown(&h, "buy eggs");
+        assert!(!notes.exists(), "nothing is written before the answer");
+        h.get_by_label(button).click();
+        wait_for(&mut h, "the answer", |a| !a.chat.is_streaming());
+        assert_eq!(notes.exists(), written, "after {button}");
+        let answer = h.state().chat.session.messages.last().expect("answer").content.clone();
+        assert!(answer.contains(if written { "Saved the note" } else { "declined" }), "{answer}");
+    }
+}

@@ -157,23 +157,52 @@ fn the_openai_python_client_gets_tool_calls_from_duet_serve() {
     assert!(serde_json::from_str::<Value>(json_text).is_ok_and(|v| v.is_object()), "{out}");
 }
 
-/// A provider that asks for one action, then answers with whatever the tool result said.
+/// A provider that asks for one action, then answers with whatever the tool
+/// result said; it streams when asked to, as OpenAI does.
 #[derive(Default)]
-struct Asker {
+pub struct Asker {
     seen: Mutex<Vec<Value>>,
 }
 
-async fn ask_for_a_note(State(p): State<Arc<Asker>>, Json(body): Json<Value>) -> Json<Value> {
+async fn ask_for_a_note(State(p): State<Arc<Asker>>, Json(body): Json<Value>) -> axum::response::Response {
+    use axum::response::IntoResponse;
     p.seen.lock().unwrap_or_else(|e| e.into_inner()).push(body.clone());
     let last = body["messages"].as_array().and_then(|m| m.last()).cloned().unwrap_or_default();
-    let message = if last["role"] == "tool" {
-        json!({"role": "assistant", "content": format!("Tool said: {}", last["content"].as_str().unwrap_or(""))})
+    let call = json!({"id": "call_a", "type": "function",
+                      "function": {"name": "save_note", "arguments": "{\"title\": \"plan\", \"text\": \"buy eggs\"}"}});
+    let (message, finish) = if last["role"] == "tool" {
+        (
+            json!({"role": "assistant", "content": format!("Tool said: {}", last["content"].as_str().unwrap_or(""))}),
+            "stop",
+        )
     } else {
-        json!({"role": "assistant", "content": null, "tool_calls": [{"id": "call_a", "type": "function",
-               "function": {"name": "save_note", "arguments": "{\"title\": \"plan\", \"text\": \"buy eggs\"}"}}]})
+        (json!({"role": "assistant", "content": null, "tool_calls": [call]}), "tool_calls")
     };
-    Json(json!({"choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+    if body["stream"] == true {
+        let mut delta = message.clone();
+        if let Some(calls) = delta["tool_calls"].as_array_mut() {
+            calls[0]["index"] = json!(0);
+        }
+        let chunks = [
+            json!({"choices": [{"index": 0, "delta": delta, "finish_reason": null}]}),
+            json!({"choices": [{"index": 0, "delta": {}, "finish_reason": finish}]}),
+        ];
+        let sse: String = chunks.iter().map(|c| format!("data: {c}\n\n")).collect::<String>() + "data: [DONE]\n\n";
+        return ([("content-type", "text/event-stream")], sse).into_response();
+    }
+    Json(json!({"choices": [{"index": 0, "message": message, "finish_reason": finish}],
                 "usage": {"prompt_tokens": 5, "completion_tokens": 5, "total_tokens": 10}}))
+    .into_response()
+}
+
+/// Start the provider; its base URL and what it was sent.
+pub fn action_provider() -> (String, Arc<Asker>) {
+    let asker = Arc::new(Asker::default());
+    let app = Router::new().route("/v1/chat/completions", post(ask_for_a_note)).with_state(asker.clone());
+    let listener = duet::runtime().block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind");
+    let base = format!("http://{}/v1", listener.local_addr().expect("addr"));
+    duet::runtime().spawn(async move { axum::serve(listener, app).await });
+    (base, asker)
 }
 
 fn ask_with_answer(home: &Path, base: &str, typed: &str) -> std::process::Output {
@@ -197,12 +226,7 @@ fn ask_with_answer(home: &Path, base: &str, typed: &str) -> std::process::Output
 
 #[test]
 fn an_action_waits_for_a_yes_in_the_terminal_and_a_no_writes_nothing() {
-    let asker = Arc::new(Asker::default());
-    let app = Router::new().route("/v1/chat/completions", post(ask_for_a_note)).with_state(asker.clone());
-    let listener = duet::runtime().block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind");
-    let base = format!("http://{}/v1", listener.local_addr().expect("addr"));
-    duet::runtime().spawn(async move { axum::serve(listener, app).await });
-
+    let (base, asker) = action_provider();
     for (typed, written) in [("d\n", false), ("", false), ("o\n", true)] {
         let home = tempfile::tempdir().expect("tempdir");
         let o = ask_with_answer(home.path(), &base, typed);

@@ -95,8 +95,17 @@ impl Toolbox {
         b
     }
 
-    /// Add a tool; one with the name of a tool already here is renamed
-    /// `source.name` so neither hides the other.
+    /// The calculator and duet's own actions: notes go to DATA/notes, the
+    /// documents searched are those of Documents.
+    pub fn builtin(paths: &crate::config::Paths) -> Self {
+        let mut b = Toolbox::with_calculator();
+        b.add(Box::new(actions::SaveNote { dir: paths.data_dir.join("notes") }));
+        b.add(Box::new(actions::CopyToClipboard));
+        b.add(Box::new(actions::SearchDocuments { db_path: paths.data_dir.join("duet.sqlite3") }));
+        b
+    }
+
+    /// Add a tool (the first of two with one name is the one called).
     pub fn add(&mut self, tool: Box<dyn Tool>) {
         self.tools.push(tool);
     }
