@@ -76,23 +76,27 @@ fn json_mode_gives_json_that_fits_the_schema() {
     assert_eq!(v.as_object().map(|o| o.len()), Some(1), "{v}");
 }
 
-/// The official `openai` package, installed once per machine beside the models.
+/// A Python package from PyPI, installed once per machine beside the models
+/// (into its own folder, for PYTHONPATH).
+fn python_package(module: &str, folder: &str, requirement: &str) -> PathBuf {
+    static LOCK: Mutex<()> = Mutex::new(());
+    let _one_at_a_time = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = models_dir().join("..").join("test-python").join(folder);
+    if !dir.join(module).exists() {
+        let ok = Command::new("python3")
+            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--target"])
+            .arg(&dir)
+            .arg(requirement)
+            .status()
+            .expect("python3 runs");
+        assert!(ok.success(), "pip could not install {requirement} into {}", dir.display());
+    }
+    dir
+}
+
+/// The official `openai` client.
 fn openai_python() -> PathBuf {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = models_dir().join("..").join("test-python").join("openai-2");
-        if !dir.join("openai").exists() {
-            let ok = Command::new("python3")
-                .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--target"])
-                .arg(&dir)
-                .arg("openai>=1.50,<3")
-                .status()
-                .expect("python3 runs");
-            assert!(ok.success(), "pip could not install the openai package into {}", dir.display());
-        }
-        dir
-    })
-    .clone()
+    python_package("openai", "openai-2", "openai>=1.50,<3")
 }
 
 const CLIENT: &str = r#"
@@ -291,12 +295,14 @@ fn real_mcp_servers_tools_are_listed_called_and_gated_and_broken_servers_are_nam
         "missing": {"command": "no-such-mcp-server-here"},
         "crashes": {"command": "node", "args": ["-e", "process.exit(3)"]},
         "hangs": {"command": "node", "args": ["-e", "setInterval(() => {}, 1000)"]},
+        "python": {"command": "python3", "args": [crate::common::data("mcp_server.py")],
+                   "env": {"PYTHONPATH": python_package("mcp", "mcp-2", "mcp>=2,<3")}},
     }});
     let file = dir.path().join("mcp.json");
     std::fs::write(&file, config.to_string()).expect("mcp.json");
     let (servers, failed) = connect_all(&file, std::time::Duration::from_secs(3)).expect("the file reads");
     let why: Vec<String> = failed.iter().map(|e| e.to_string()).collect();
-    assert_eq!(servers.len(), 2, "{why:?}");
+    assert_eq!(servers.len(), 3, "{why:?}");
     assert!(why.iter().any(|w| w.contains("'missing'") && w.contains("installed")), "{why:?}");
     assert!(why.iter().any(|w| w.contains("'crashes'") && w.contains("stopped")), "{why:?}");
     assert!(why.iter().any(|w| w.contains("'hangs'") && w.contains("did not answer within 3 s")), "{why:?}");
@@ -312,6 +318,13 @@ fn real_mcp_servers_tools_are_listed_called_and_gated_and_broken_servers_are_nam
     let echo = ToolCall { id: "c1".into(), name: "echo".into(), arguments: json!({"message": "hello from duet"}) };
     let out = toolbox.run(&echo, &Cancel::new());
     assert!(out.ok && out.text.contains("hello from duet"), "{out:?}");
+    // The Python server (made with the `mcp` package) works the same way.
+    let add = ToolCall { id: "c0".into(), name: "add".into(), arguments: json!({"a": 1234, "b": 8766}) };
+    let out = toolbox.run(&add, &Cancel::new());
+    assert!(out.ok && out.text.contains("10000"), "{out:?}");
+    // Its tool whose description claims to authorise everything still waits for a yes.
+    let shout = ToolCall { id: "c4".into(), name: "shout".into(), arguments: json!({"text": "hi"}) };
+    assert!(!Gate::new().check(toolbox.get("shout").expect("listed"), &shout, &NoOneToAsk).may_run());
     // Every MCP tool waits for a yes; with no one to say it, nothing is written.
     let target = shared.join("note.txt");
     let write = ToolCall {
