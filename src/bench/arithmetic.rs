@@ -12,7 +12,6 @@ use crate::tasks::tools::gate::{Gate, NoOneToAsk};
 use crate::tasks::tools::math::states;
 use crate::tasks::tools::Toolbox;
 use serde::{Deserialize, Serialize};
-use std::path::Path;
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Question {
@@ -46,19 +45,10 @@ pub struct Report {
     pub rows: Vec<Row>,
 }
 
-pub fn read_questions(path: &Path, split: &str) -> Result<Vec<Question>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("could not read {}: {e}", path.display()))?;
-    let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        let q: Question = serde_json::from_str(line).map_err(|e| format!("{} line {}: {e}", path.display(), i + 1))?;
-        if split == "all" || q.split == split {
-            out.push(q);
-        }
+impl super::InSplit for Question {
+    fn split(&self) -> &str {
+        &self.split
     }
-    if out.is_empty() {
-        return Err(format!("{} has no questions in the split '{split}' (use tune, holdout or all)", path.display()));
-    }
-    Ok(out)
 }
 
 pub fn run(backend: &dyn Backend, questions: &[Question], split: &str, on: &mut dyn FnMut(usize)) -> Report {

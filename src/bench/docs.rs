@@ -65,20 +65,10 @@ fn squash(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase()
 }
 
-/// Read a JSONL question file, keeping the questions of `split` ("all" keeps every one).
-pub fn read_questions(path: &Path, split: &str) -> Result<Vec<Question>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("could not read {}: {e}", path.display()))?;
-    let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        let q: Question = serde_json::from_str(line).map_err(|e| format!("{} line {}: {e}", path.display(), i + 1))?;
-        if split == "all" || q.split == split {
-            out.push(q);
-        }
+impl super::InSplit for Question {
+    fn split(&self) -> &str {
+        &self.split
     }
-    if out.is_empty() {
-        return Err(format!("no questions of split '{split}' in {}", path.display()));
-    }
-    Ok(out)
 }
 
 pub fn run(

@@ -12,6 +12,28 @@ pub mod arithmetic;
 pub mod docs;
 pub mod toolcalls;
 
+/// A row of a JSONL benchmark file that says which split it belongs to.
+pub trait InSplit: serde::de::DeserializeOwned {
+    fn split(&self) -> &str;
+}
+
+/// Read a JSONL benchmark file, keeping the rows of `split` ("all" keeps every one):
+/// tune on one split, report the other.
+pub fn read_split<T: InSplit>(path: &Path, split: &str) -> Result<Vec<T>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("could not read {}: {e}", path.display()))?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let row: T = serde_json::from_str(line).map_err(|e| format!("{} line {}: {e}", path.display(), i + 1))?;
+        if split == "all" || row.split() == split {
+            out.push(row);
+        }
+    }
+    if out.is_empty() {
+        return Err(format!("{} has no rows in the split '{split}' (use tune, holdout or all)", path.display()));
+    }
+    Ok(out)
+}
+
 use crate::engine::local::{kernels, LoadOptions, LocalModel};
 use crate::engine::{Cancel, GenRequest, Message};
 use serde::Serialize;

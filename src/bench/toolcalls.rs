@@ -8,7 +8,6 @@
 use crate::engine::local::LocalEngine;
 use crate::engine::{Cancel, Constraint, GenRequest, Message, SamplingParams, ToolCall, ToolSpec};
 use serde::{Deserialize, Serialize};
-use std::path::Path;
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Prompt {
@@ -40,19 +39,10 @@ pub struct Report {
     pub rows: Vec<Row>,
 }
 
-pub fn read_prompts(path: &Path, split: &str) -> Result<Vec<Prompt>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("could not read {}: {e}", path.display()))?;
-    let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        let p: Prompt = serde_json::from_str(line).map_err(|e| format!("{} line {}: {e}", path.display(), i + 1))?;
-        if split == "all" || p.split == split {
-            out.push(p);
-        }
+impl super::InSplit for Prompt {
+    fn split(&self) -> &str {
+        &self.split
     }
-    if out.is_empty() {
-        return Err(format!("{} has no prompts in the split '{split}' (use tune, holdout or all)", path.display()));
-    }
-    Ok(out)
 }
 
 /// A call is valid when it names an offered tool and has every required

@@ -83,16 +83,12 @@ pub fn bench(store: &Store, catalog: &Catalog, a: BenchArgs) -> Result<()> {
     if show {
         eprint!("\r\x1b[2K");
     }
-    if a.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print!("{}", crate::bench::render(&report));
-    }
-    Ok(())
+    print_report(a.json, &report, crate::bench::render)
 }
 
 fn bench_docs(store: &Store, catalog: &Catalog, dir: &Path, questions: &Path, a: &BenchArgs) -> Result<()> {
-    let questions = crate::bench::docs::read_questions(questions, &a.split).map_err(anyhow::Error::msg)?;
+    let questions =
+        crate::bench::read_split::<crate::bench::docs::Question>(questions, &a.split).map_err(anyhow::Error::msg)?;
     let bar = TerminalBar::new();
     let Some(embedder) = crate::tasks::docs::load_embedder(store, catalog, true, &bar, &Cancel::new())? else {
         bail!("the catalog has no embedding model");
@@ -100,60 +96,62 @@ fn bench_docs(store: &Store, catalog: &Catalog, dir: &Path, questions: &Path, a:
     let report =
         crate::bench::docs::run(dir, &questions, &a.split, &embedder, a.docs_scale, a.passages_out.as_deref(), &bar)
             .map_err(anyhow::Error::msg)?;
-    if a.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print!("{}", crate::bench::docs::render(&report));
-    }
-    Ok(())
+    print_report(a.json, &report, crate::bench::docs::render)
 }
 
 fn bench_arithmetic(store: &Store, catalog: &Catalog, file: &Path, a: &BenchArgs) -> Result<()> {
-    let questions = crate::bench::arithmetic::read_questions(file, &a.split).map_err(anyhow::Error::msg)?;
+    let questions =
+        crate::bench::read_split::<crate::bench::arithmetic::Question>(file, &a.split).map_err(anyhow::Error::msg)?;
     let backend: Box<dyn Backend> = if a.backend.backend.is_local() {
         let path = resolve_model(store, catalog, a.model.model.as_deref())?;
         Box::new(start_engine(&path, 4096, a.threads)?)
     } else {
         Box::new(cloud_backend(store.paths(), &a.backend)?)
     };
-    let show = std::io::stderr().is_terminal();
-    let n = questions.len();
-    let report = crate::bench::arithmetic::run(backend.as_ref(), &questions, &a.split, &mut |i| {
-        if show {
-            eprint!("\r\x1b[2Kbench: question {} of {n}…", i + 1);
-        }
-    });
-    if show {
-        eprint!("\r\x1b[2K");
-    }
-    if a.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print!("{}", crate::bench::arithmetic::render(&report));
-    }
-    Ok(())
+    let report = crate::bench::arithmetic::run(
+        backend.as_ref(),
+        &questions,
+        &a.split,
+        &mut counting("question", questions.len()),
+    );
+    done_counting();
+    print_report(a.json, &report, crate::bench::arithmetic::render)
 }
 
 fn bench_tool_calls(store: &Store, catalog: &Catalog, file: &Path, a: &BenchArgs) -> Result<()> {
-    let prompts = crate::bench::toolcalls::read_prompts(file, &a.split).map_err(anyhow::Error::msg)?;
+    let prompts =
+        crate::bench::read_split::<crate::bench::toolcalls::Prompt>(file, &a.split).map_err(anyhow::Error::msg)?;
     let path = resolve_model(store, catalog, a.model.model.as_deref())?;
     let engine = start_engine(&path, 4096, a.threads)?;
     let tools = default_toolbox(store.paths()).specs();
+    let report =
+        crate::bench::toolcalls::run(&engine, &tools, &prompts, &a.split, &mut counting("prompt", prompts.len()));
+    done_counting();
+    print_report(a.json, &report.map_err(anyhow::Error::msg)?, crate::bench::toolcalls::render)
+}
+
+/// "bench: question 3 of 25…" on a terminal, nothing when piped.
+fn counting(noun: &'static str, n: usize) -> impl FnMut(usize) {
     let show = std::io::stderr().is_terminal();
-    let n = prompts.len();
-    let report = crate::bench::toolcalls::run(&engine, &tools, &prompts, &a.split, &mut |i| {
+    move |i| {
         if show {
-            eprint!("\r\x1b[2Kbench: prompt {} of {n}…", i + 1);
+            eprint!("\r\x1b[2Kbench: {noun} {} of {n}…", i + 1);
         }
-    })
-    .map_err(anyhow::Error::msg)?;
-    if show {
+    }
+}
+
+fn done_counting() {
+    if std::io::stderr().is_terminal() {
         eprint!("\r\x1b[2K");
     }
-    if a.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+}
+
+/// JSON for machines, the report's own table for people.
+fn print_report<R: serde::Serialize>(json: bool, report: &R, render: fn(&R) -> String) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(report)?);
     } else {
-        print!("{}", crate::bench::toolcalls::render(&report));
+        print!("{}", render(report));
     }
     Ok(())
 }
