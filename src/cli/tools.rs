@@ -13,7 +13,7 @@ pub fn default_toolbox(paths: &Paths) -> Toolbox {
 
 /// Where `mcp.json` lives unless `--mcp` says otherwise.
 pub fn default_mcp_file(paths: &Paths) -> PathBuf {
-    paths.config_dir.join("mcp.json")
+    crate::tasks::tools::mcp::config_file(paths)
 }
 
 /// duet's tools plus those of the MCP servers `mcp_file` lists. A server that
@@ -24,11 +24,7 @@ pub fn toolbox_with_mcp(paths: &Paths, mcp_file: &Path) -> Result<(Toolbox, Vec<
     for e in failed {
         eprintln!("{e}");
     }
-    for s in &servers {
-        for t in s.tools() {
-            b.add(t);
-        }
-    }
+    crate::tasks::tools::mcp::add_tools(&mut b, &servers);
     Ok((b, servers))
 }
 

@@ -2,12 +2,15 @@
 //! streamed, kept in the database, with the conversation list beside it.
 
 use super::cached::Cached;
+use super::pending::{Pending, Polled};
 use super::services::{or_notice, Services};
 use crate::db::{Db, DbError};
 use crate::engine::{BackendSpec, Role};
 use crate::tasks::answer::Contender;
 use crate::tasks::chat::{ChatSession, ChatUpdate, ConvSettings};
 use crate::tasks::tools::gate::Approval;
+use crate::tasks::tools::mcp::Server;
+use crate::tasks::tools::Toolbox;
 use eframe::egui;
 use egui_commonmark::{CommonMarkCache, CommonMarkViewer};
 
@@ -28,7 +31,16 @@ pub struct ChatScreen {
     renaming: Option<(i64, String)>,
     confirm_delete: Option<(i64, String)>,
     md_cache: CommonMarkCache,
+    /// The MCP servers of `mcp.json`, connecting on a worker thread.
+    mcp: Option<Pending<McpConnected>>,
+    /// Connected servers (their processes live as long as these do).
+    mcp_servers: Vec<Server>,
+    /// What the Tools switch says about MCP servers.
+    mcp_status: Option<String>,
 }
+
+/// The servers that answered, and a sentence for each that did not.
+type McpConnected = Result<(Vec<Server>, Vec<String>), String>;
 
 impl ChatScreen {
     /// Show the most recent conversation, if any (at start-up).
@@ -120,10 +132,57 @@ impl ChatScreen {
         }
     }
 
-    /// duet's own tools, for when the conversation has tools on.
+    /// duet's own tools, for when the conversation has tools on; the MCP
+    /// servers of `mcp.json` start connecting in the background and join when they answer.
     fn offer_tools(&mut self, services: &Services) {
         if self.session.toolbox.is_none() {
-            self.session.toolbox = Some(std::sync::Arc::new(crate::tasks::tools::Toolbox::builtin(&services.paths)));
+            self.session.toolbox = Some(std::sync::Arc::new(Toolbox::builtin(&services.paths)));
+        }
+        let file = crate::tasks::tools::mcp::config_file(&services.paths);
+        if self.mcp.is_none() && self.mcp_status.is_none() && file.exists() {
+            self.mcp_status = Some(format!("Connecting to the MCP servers of {}…", file.display()));
+            self.mcp = Some(Pending::spawn("duet-mcp", &services.wake, move || {
+                let (servers, failed) =
+                    crate::tasks::tools::mcp::connect_all(&file, crate::tasks::tools::mcp::START_TIMEOUT)
+                        .map_err(|e| e.to_string())?;
+                Ok((servers, failed.iter().map(|e| e.to_string()).collect()))
+            }));
+        }
+    }
+
+    /// What the Tools switch says about the MCP servers (connecting, which answered, which failed).
+    pub fn mcp_status(&self) -> Option<&str> {
+        self.mcp_status.as_deref()
+    }
+
+    /// MCP servers that finished connecting join the toolbox.
+    fn poll_mcp(&mut self, services: &Services) {
+        let Some(p) = &self.mcp else { return };
+        let connected = match p.poll() {
+            Polled::Waiting => return,
+            Polled::Ready(r) => r,
+            Polled::Lost => Err("connecting to the MCP servers failed".to_string()),
+        };
+        self.mcp = None;
+        match connected {
+            Ok((servers, failed)) => {
+                let mut toolbox = Toolbox::builtin(&services.paths);
+                crate::tasks::tools::mcp::add_tools(&mut toolbox, &servers);
+                let tools: usize = servers.iter().map(|s| s.tools().len()).sum();
+                let names: Vec<&str> = servers.iter().map(|s| s.name.as_str()).collect();
+                let mut status = format!(
+                    "MCP: {} ({} tools, each waits for your yes)",
+                    if names.is_empty() { "no server answered".to_string() } else { names.join(", ") },
+                    tools
+                );
+                for f in failed {
+                    status.push_str(&format!("\n{f}"));
+                }
+                self.mcp_status = Some(status);
+                self.session.toolbox = Some(std::sync::Arc::new(toolbox));
+                self.mcp_servers = servers;
+            }
+            Err(e) => self.mcp_status = Some(format!("MCP: {e}")),
         }
     }
 
@@ -304,6 +363,7 @@ impl ChatScreen {
 
     pub fn ui(&mut self, ui: &mut egui::Ui, services: &mut Services) {
         self.poll(services);
+        self.poll_mcp(services);
         if self.session.is_answering() && ui.input(|i| i.key_pressed(egui::Key::Escape)) {
             self.stop();
         }
@@ -497,6 +557,10 @@ impl ChatScreen {
         );
         if self.session.conv.tools {
             ui.weak("Arithmetic in your question is worked out by the calculator first.");
+            self.offer_tools(services);
+            if let Some(status) = &self.mcp_status {
+                ui.weak(status);
+            }
         }
         if ui.small_button("Reset to defaults").clicked() {
             self.session.conv = ConvSettings::from_app(&services.settings.app);

@@ -419,9 +419,20 @@ fn with_tools_on_chat_shows_the_calculator_and_an_action_waits_for_a_yes_in_a_di
         usd_per_m_input: 0.0,
         usd_per_m_output: 0.0,
     });
+    // An MCP server (made with the Python `mcp` package) in the settings folder's mcp.json.
+    let site = crate::tools::python_package("mcp", "mcp-2", "mcp>=2,<3");
+    let mcp = serde_json::json!({"mcpServers": {"py": {"command": "python3",
+        "args": [crate::common::data("mcp_server.py")], "env": {"PYTHONPATH": site}}}});
+    std::fs::write(home.path().join("mcp.json"), mcp.to_string()).expect("mcp.json");
     let mut h = harness(a);
     wait_for(&mut h, "the model to load", model_ready);
     h.get_by_label("Tools").click();
+    wait_for(&mut h, "the MCP server", |a| a.chat.mcp_status().is_some_and(|s| s.starts_with("MCP:")));
+    let status = h.state().chat.mcp_status().unwrap_or_default().to_string();
+    assert!(status.contains("py (2 tools"), "{status}");
+    shown(&h, "MCP: py");
+    let offered = h.state().chat.session.toolbox.as_ref().map(|t| t.names()).unwrap_or_default();
+    assert!(offered.iter().any(|n| n == "add") && offered.iter().any(|n| n == "calculator"), "{offered:?}");
     type_into(&mut h, "Message", "What is 1234 × 5678?");
     h.get_by_label("Send").click();
     wait_for(&mut h, "the answer", |a| !a.chat.is_streaming());

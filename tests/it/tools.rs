@@ -78,7 +78,7 @@ fn json_mode_gives_json_that_fits_the_schema() {
 
 /// A Python package from PyPI, installed once per machine beside the models
 /// (into its own folder, for PYTHONPATH).
-fn python_package(module: &str, folder: &str, requirement: &str) -> PathBuf {
+pub fn python_package(module: &str, folder: &str, requirement: &str) -> PathBuf {
     static LOCK: Mutex<()> = Mutex::new(());
     let _one_at_a_time = LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let dir = models_dir().join("..").join("test-python").join(folder);

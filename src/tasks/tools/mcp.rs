@@ -54,6 +54,11 @@ struct McpFile {
     servers: BTreeMap<String, ServerEntry>,
 }
 
+/// Where `mcp.json` lives: duet's settings folder.
+pub fn config_file(paths: &crate::config::Paths) -> std::path::PathBuf {
+    paths.config_dir.join("mcp.json")
+}
+
 /// The servers an `mcp.json` lists, by name (none when the file does not exist).
 pub fn read_config(path: &Path) -> Result<BTreeMap<String, ServerEntry>, McpError> {
     let text = match std::fs::read_to_string(path) {
@@ -117,6 +122,15 @@ impl Server {
                     as Box<dyn Tool>
             })
             .collect()
+    }
+}
+
+/// Offer every tool of `servers` beside those already in `toolbox`.
+pub fn add_tools(toolbox: &mut super::Toolbox, servers: &[Server]) {
+    for s in servers {
+        for t in s.tools() {
+            toolbox.add(t);
+        }
     }
 }
 
