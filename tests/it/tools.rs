@@ -346,3 +346,32 @@ fn real_mcp_servers_tools_are_listed_called_and_gated_and_broken_servers_are_nam
     assert!(!toolbox.run(&outside, &Cancel::new()).ok);
     assert!(!dir.path().join("escape.txt").exists());
 }
+
+/// A call the model starts on its own (no call required) is constrained from
+/// its `<tool_call>` marker on: it parses and fits the schema.
+#[test]
+fn a_call_the_model_starts_by_itself_is_held_to_the_schema() {
+    let first = duet::engine::ToolCall {
+        id: "call_0".into(),
+        name: "calculator".into(),
+        arguments: json!({"expression": "1234 * 5678"}),
+    };
+    let messages = vec![
+        Message::user("What is 1234 * 5678?"),
+        Message { tool_calls: vec![first], ..Message::assistant("") },
+        Message::tool_result("call_0", "1234 * 5678 = 7006652"),
+        Message::user("And what is 99 * 99?"),
+    ];
+    let mut req = GenRequest::new(messages);
+    req.tools = offered();
+    req.max_tokens = 120;
+    let c = engine().complete(req, Cancel::new()).expect("answers");
+    // Shown a call in the history, the default model writes one itself (deterministic at temperature 0).
+    assert_eq!(c.tool_calls.len(), 1, "{c:?}");
+    assert!(c.broken_calls.is_empty(), "{:?}", c.broken_calls);
+    let call = &c.tool_calls[0];
+    assert!(offered().iter().any(|t| t.name == call.name), "{call:?}");
+    let spec = offered().into_iter().find(|t| t.name == call.name).expect("offered");
+    let allowed = spec.parameters["properties"].as_object().expect("properties").clone();
+    assert!(call.arguments.as_object().expect("object").keys().all(|k| allowed.contains_key(k)), "{call:?}");
+}

@@ -67,6 +67,40 @@ impl Grammars {
     }
 }
 
+impl Grammars {
+    /// A guide for the rest of a call the model has started on its own (it
+    /// wrote `<tool_call>`), having already written `already` after the marker.
+    /// `None` when what it wrote cannot start a valid call.
+    pub fn guide_after_open(&self, tools: &[ToolSpec], already: &str, tokenizer: &Tokenizer) -> Option<Guide> {
+        let lark = format!(
+            "start: /[ \\t\\n]*/ call /[ \\t\\n]*/ \"{}\"\ncall: %json {}\n",
+            crate::engine::toolcall::CALL_CLOSE,
+            calls_schema(tools)
+        );
+        let parser = self.factory.create_parser(TopLevelGrammar::from_lark(lark)).ok()?;
+        let mut guide = Guide { matcher: Matcher::new(Ok(parser)) };
+        if guide.matcher.is_error() {
+            return None;
+        }
+        let ids = tokenizer.encode_text(already).ok()?;
+        guide.matcher.consume_tokens(&ids).ok()?;
+        Some(guide)
+    }
+}
+
+/// One object per tool: its name, then arguments that fit its schema.
+fn calls_schema(tools: &[ToolSpec]) -> Value {
+    let choices: Vec<Value> = tools
+        .iter()
+        .map(|t| {
+            json!({"type": "object",
+                   "properties": {"name": {"const": t.name}, "arguments": closed(&t.parameters)},
+                   "required": ["name", "arguments"], "additionalProperties": false})
+        })
+        .collect();
+    json!({"anyOf": choices})
+}
+
 /// The grammar a constraint stands for.
 fn grammar_for(constraint: &Constraint, tools: &[ToolSpec]) -> Result<TopLevelGrammar, String> {
     match constraint {
@@ -76,16 +110,7 @@ fn grammar_for(constraint: &Constraint, tools: &[ToolSpec]) -> Result<TopLevelGr
             if tools.is_empty() {
                 return Err("a tool call was required but no tools were offered".into());
             }
-            // One object per tool: its name, then arguments that fit its schema.
-            let choices: Vec<Value> = tools
-                .iter()
-                .map(|t| {
-                    json!({"type": "object",
-                           "properties": {"name": {"const": t.name}, "arguments": closed(&t.parameters)},
-                           "required": ["name", "arguments"], "additionalProperties": false})
-                })
-                .collect();
-            let schema = json!({"anyOf": choices});
+            let schema = calls_schema(tools);
             let lark = format!(
                 "start: \"{}\\n\" call \"\\n{}\"\ncall: %json {}\n",
                 crate::engine::toolcall::CALL_OPEN,

@@ -278,6 +278,7 @@ impl LocalModel {
             Some(c) => Some(self.grammars()?.guide(c, &req.tools).map_err(EngineError::Constraint)?),
             None => None,
         };
+        let mut lazy_tried = false;
         let mut history = ids.clone();
         let mut stream = TextStream::default();
         let mut text = String::new();
@@ -331,9 +332,20 @@ impl LocalModel {
             if let Some(g) = guide.as_mut() {
                 g.consume(next).map_err(EngineError::Constraint)?;
             }
+            let started_call = guide.is_none() && !lazy_tried && !req.tools.is_empty();
             completion_tokens += 1;
             history.push(next);
             text.push_str(&stream.push(self.tokenizer.token_bytes(next)));
+            // The model began a call on its own: from here on it can only
+            // write one that parses and fits a tool's schema (llama.cpp's
+            // "lazy grammar"). Without the marker, nothing is constrained.
+            if started_call {
+                if let Some(at) = text.find(toolcall::CALL_OPEN) {
+                    let already = &text[at + toolcall::CALL_OPEN.len()..];
+                    guide = self.grammars()?.guide_after_open(&req.tools, already, &self.tokenizer);
+                    lazy_tried = true;
+                }
+            }
             if let Some(cut) = first_stop(&text, &req.stop) {
                 text.truncate(cut);
                 finish = FinishReason::Stop;
