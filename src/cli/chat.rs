@@ -13,6 +13,10 @@ pub struct ChatArgs {
     pub model: ModelArg,
     #[command(flatten)]
     pub gen: GenArgs,
+    /// Let the model use tools: the calculator, and actions that wait for your yes
+    /// (save a note, copy to the clipboard, search your documents, mcp.json's servers).
+    #[arg(long)]
+    pub tools: bool,
 }
 
 /// Temperature and repeat penalty: low temperature, as the app uses (small models wander above it).
@@ -30,10 +34,17 @@ pub fn chat(store: &Store, catalog: &Catalog, a: ChatArgs) -> Result<()> {
         top_p: sampling.top_p,
         max_tokens: gen.max_tokens,
         seed: sampling.seed,
-        // Tools in the terminal: `duet ask --tools` (a chat would need to ask mid-answer).
-        tools: false,
+        tools: a.tools,
     };
     let mut session = ChatSession::new(BackendSpec::Local, conv);
+    // MCP servers stay up for the whole chat (dropping them stops their processes).
+    let _servers = if a.tools {
+        let (toolbox, servers) = toolbox_with_mcp(store.paths(), &default_mcp_file(store.paths()))?;
+        session.toolbox = Some(std::sync::Arc::new(toolbox));
+        servers
+    } else {
+        Vec::new()
+    };
     session.repeat_penalty = Some(sampling.repeat_penalty);
     session.sampling = sampling;
     session.stop = gen.stop.clone();
@@ -78,11 +89,16 @@ pub fn chat(store: &Store, catalog: &Catalog, a: ChatArgs) -> Result<()> {
         session.send(None, answerer, line, None)?;
         let mut out = std::io::stdout().lock();
         let mut written: std::io::Result<()> = Ok(());
-        let update = session.wait(None, &mut |t| {
+        let mut on_delta = |t: &str| {
             if written.is_ok() {
                 written = write!(out, "{t}").and_then(|()| out.flush());
             }
-        });
+        };
+        let update = if a.tools {
+            session.wait_with_tools(None, &mut on_delta, &mut |step| eprintln!("{step}"), &TerminalConfirm)
+        } else {
+            session.wait(None, &mut on_delta)
+        };
         written?;
         match update {
             Some(ChatUpdate::Answered { dropped_messages, notice }) => {

@@ -135,13 +135,16 @@ impl<'a> Agent<'a> {
                 report(Step::Result { call_id: call.id, name: call.name, outcome }, &mut steps, on);
                 // Beside the question, not as a call and result: a small model
                 // shown a call imitates it instead of answering. The
-                // calculator's work is done, so it is not offered again.
+                // calculator's work is done, so it is not offered again, and
+                // neither are actions the question does not mention: a list
+                // of tools it has no use for sends a small model rambling.
                 // Worded so the 135M model says the number: measured on the tune
                 // half of tests/data/arithmetic.jsonl, this beat five other wordings.
                 req.messages[at]
                     .content
                     .push_str(&format!("\n\nThe calculator says {found}. Reply: \"The answer is {}.\"", found.value));
-                req.tools.retain(|t| t.name != "calculator");
+                let question = req.messages[at].content.to_lowercase();
+                req.tools.retain(|t| t.name != "calculator" && names_part_of(&t.name, &question));
                 worked_out = Some(found.value);
             }
         }
@@ -247,6 +250,12 @@ impl<'a> Agent<'a> {
         }
         Err(GenError::NoAnswer)
     }
+}
+
+/// Does `text` mention the tool, by a word of its name ("save" or "note" for save_note)?
+fn names_part_of(tool: &str, text: &str) -> bool {
+    let words: Vec<&str> = text.split(|c: char| !c.is_alphanumeric()).collect();
+    tool.split(['_', '-', '.']).filter(|p| p.len() > 2).any(|p| words.iter().any(|w| w.starts_with(p)))
 }
 
 /// Two calls are the same when the tool and the arguments are.
@@ -458,6 +467,18 @@ mod tests {
         let out = run(&agent, "loop");
         assert!(matches!(out.steps.last(), Some(Step::Cut(why)) if why.contains("step budget (4 rounds)")));
         assert_eq!(backend.1.lock().unwrap().len(), 4);
+    }
+
+    #[test]
+    fn with_arithmetic_worked_out_only_the_actions_the_question_names_stay_offered() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut tools = Toolbox::with_calculator();
+        tools.add(Box::new(SaveNote { dir: dir.path().to_path_buf() }));
+        for (question, offered) in [("What is 48 * 365?", 0), ("Save a note with 48 * 365 in it", 1)] {
+            let backend = Rounds::new(vec![reply("17520", vec![])]);
+            run(&Agent::new(&backend, &tools, &NoOneToAsk), question);
+            assert_eq!(backend.1.lock().unwrap()[0].tools.len(), offered, "{question}");
+        }
     }
 
     #[test]

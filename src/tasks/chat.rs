@@ -434,6 +434,44 @@ impl ChatSession {
         }
     }
 
+    /// [`wait`](Self::wait) with tools on: each new step goes to `on_step` as
+    /// it happens, and an action waiting for a yes is put to `confirm`.
+    pub fn wait_with_tools(
+        &mut self,
+        mut db: Option<&mut Db>,
+        on_delta: &mut dyn FnMut(&str),
+        on_step: &mut dyn FnMut(&Step),
+        confirm: &dyn Confirm,
+    ) -> Option<ChatUpdate> {
+        let mut shown = 0;
+        loop {
+            let steps = self.live_steps();
+            for step in steps.iter().skip(shown) {
+                on_step(step);
+            }
+            shown = steps.len();
+            if let Some((proposal, reply)) = self.asks.as_ref().and_then(|rx| rx.try_recv().ok()) {
+                let _ = reply.send(confirm.ask(&proposal));
+            }
+            let a = self.answering.as_ref()?;
+            let event = match a.rx.recv_timeout(std::time::Duration::from_millis(20)) {
+                Ok(e) => e,
+                Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                Err(mpsc::RecvTimeoutError::Disconnected) => Event::Error(GenError::NoAnswer),
+            };
+            if !matches!(event, Event::Delta(_)) {
+                // Steps that came with the end (a cut-off) are shown before it.
+                for step in self.live_steps().iter().skip(shown) {
+                    on_step(step);
+                }
+            }
+            match self.apply(event, db.as_deref_mut()) {
+                ChatUpdate::Delta(t) => on_delta(&t),
+                finished => return Some(finished),
+            }
+        }
+    }
+
     fn apply(&mut self, event: Event, db: Option<&mut Db>) -> ChatUpdate {
         let Some(a) = &mut self.answering else { return ChatUpdate::Failed(GenError::NoAnswer.into()) };
         let c = match event {

@@ -375,3 +375,23 @@ fn a_call_the_model_starts_by_itself_is_held_to_the_schema() {
     let allowed = spec.parameters["properties"].as_object().expect("properties").clone();
     assert!(call.arguments.as_object().expect("object").keys().all(|k| allowed.contains_key(k)), "{call:?}");
 }
+
+#[test]
+fn the_terminal_chat_with_tools_shows_the_calculator_step_and_the_exact_answer() {
+    crate::common::default_model();
+    let home = tempfile::tempdir().expect("tempdir");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_duet"))
+        .args(["chat", "--tools", "--temperature", "0"])
+        .env("DUET_HOME", home.path())
+        .env("DUET_MODELS", models_dir())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("duet chat starts");
+    child.stdin.take().expect("stdin").write_all(b"What is 1234 x 5678?\n").expect("types");
+    let out = child.wait_with_output().expect("chat ends at end of input");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("Result of calculator: 1234 * 5678 = 7006652"), "{}", stderr(&out));
+    assert!(stdout(&out).contains("7006652"), "{}", stdout(&out));
+}
