@@ -29,7 +29,7 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum McpError {
-    #[error("could not read {path}: {why}")]
+    #[error("could not read {path}: {why}. Fix it, or move it away to use duet's own tools only.")]
     Config { path: String, why: String },
     #[error("the MCP server '{name}' could not be started ({why}). Is `{command}` installed and on the PATH?")]
     NotInstalled { name: String, command: String, why: String },
