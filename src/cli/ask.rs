@@ -109,8 +109,8 @@ pub fn ask(store: &Store, catalog: &Catalog, a: AskArgs) -> Result<()> {
 
 /// `--tools`: the agent loop, each step on stderr as it happens, the answer on stdout.
 fn ask_with_tools(store: &Store, backend: &dyn Backend, req: GenRequest, a: &AskArgs, cancel: &Cancel) -> Result<()> {
-    use crate::tasks::agent::{Agent, AgentEvent};
-    let mcp_file = a.mcp.clone().unwrap_or_else(|| default_mcp_file(store.paths()));
+    use crate::tasks::agent::{Agent, AgentEvent, Step};
+    let mcp_file = a.mcp.clone().unwrap_or_else(|| crate::tasks::tools::mcp::config_file(store.paths()));
     if a.mcp.as_ref().is_some_and(|f| !f.exists()) {
         bail!("{} does not exist; write an mcp.json there or drop --mcp", mcp_file.display());
     }
@@ -137,7 +137,7 @@ fn ask_with_tools(store: &Store, backend: &dyn Backend, req: GenRequest, a: &Ask
             }
             streamed.clear();
             if !a.json {
-                eprintln!("{}", describe_step(&step));
+                eprintln!("{step}");
             }
         }
     })?;
@@ -147,7 +147,7 @@ fn ask_with_tools(store: &Store, backend: &dyn Backend, req: GenRequest, a: &Ask
             "model": backend.label(),
             "where": backend.data_location().to_string(),
             "finish_reason": run.answer.finish_reason,
-            "steps": run.steps.iter().map(describe_step).collect::<Vec<_>>(),
+            "steps": run.steps.iter().map(Step::to_string).collect::<Vec<_>>(),
             "usage": run.answer.usage,
         });
         writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;

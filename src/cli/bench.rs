@@ -123,7 +123,7 @@ fn bench_tool_calls(store: &Store, catalog: &Catalog, file: &Path, a: &BenchArgs
         crate::bench::read_split::<crate::bench::toolcalls::Prompt>(file, &a.split).map_err(anyhow::Error::msg)?;
     let path = resolve_model(store, catalog, a.model.model.as_deref())?;
     let engine = start_engine(&path, 4096, a.threads)?;
-    let tools = default_toolbox(store.paths()).specs();
+    let tools = crate::tasks::tools::Toolbox::builtin(store.paths()).specs();
     let report =
         crate::bench::toolcalls::run(&engine, &tools, &prompts, &a.split, &mut counting("prompt", prompts.len()));
     done_counting();

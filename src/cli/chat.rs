@@ -39,7 +39,8 @@ pub fn chat(store: &Store, catalog: &Catalog, a: ChatArgs) -> Result<()> {
     let mut session = ChatSession::new(BackendSpec::Local, conv);
     // MCP servers stay up for the whole chat (dropping them stops their processes).
     let _servers = if a.tools {
-        let (toolbox, servers) = toolbox_with_mcp(store.paths(), &default_mcp_file(store.paths()))?;
+        let (toolbox, servers) =
+            toolbox_with_mcp(store.paths(), &crate::tasks::tools::mcp::config_file(store.paths()))?;
         session.toolbox = Some(std::sync::Arc::new(toolbox));
         servers
     } else {

@@ -40,7 +40,7 @@ pub use docs::DocsCommand;
 pub use models::ModelsCommand;
 pub use serve::ServeArgs;
 pub use tokenize::TokenizeArgs;
-use tools::{default_mcp_file, default_toolbox, describe_step, toolbox_with_mcp, TerminalConfirm};
+use tools::{toolbox_with_mcp, TerminalConfirm};
 
 #[derive(Parser, Debug)]
 #[command(name = "duet", version, about = "A small open model on your own computer, with a cloud model beside it.")]

@@ -2,34 +2,19 @@
 //! an action waits for.
 
 use super::*;
-use crate::tasks::agent::Step;
 use crate::tasks::tools::gate::{Approval, Confirm, Proposal};
 use crate::tasks::tools::Toolbox;
-
-/// The calculator and duet's actions (notes go to DATA_DIR/notes).
-pub fn default_toolbox(paths: &Paths) -> Toolbox {
-    Toolbox::builtin(paths)
-}
-
-/// Where `mcp.json` lives unless `--mcp` says otherwise.
-pub fn default_mcp_file(paths: &Paths) -> PathBuf {
-    crate::tasks::tools::mcp::config_file(paths)
-}
 
 /// duet's tools plus those of the MCP servers `mcp_file` lists. A server that
 /// fails is reported on stderr and left out; the rest still work.
 pub fn toolbox_with_mcp(paths: &Paths, mcp_file: &Path) -> Result<(Toolbox, Vec<crate::tasks::tools::mcp::Server>)> {
-    let mut b = default_toolbox(paths);
+    let mut b = Toolbox::builtin(paths);
     let (servers, failed) = crate::tasks::tools::mcp::connect_all(mcp_file, crate::tasks::tools::mcp::START_TIMEOUT)?;
     for e in failed {
         eprintln!("{e}");
     }
     crate::tasks::tools::mcp::add_tools(&mut b, &servers);
     Ok((b, servers))
-}
-
-pub fn describe_step(step: &Step) -> String {
-    step.to_string()
 }
 
 /// Asks on the terminal: d = deny, o = allow once, a = always for this run.

@@ -140,10 +140,10 @@ impl<'a> Agent<'a> {
                 // of tools it has no use for sends a small model rambling.
                 // Worded so the 135M model says the number: measured on the tune
                 // half of tests/data/arithmetic.jsonl, this beat five other wordings.
+                let question = req.messages[at].content.to_lowercase();
                 req.messages[at]
                     .content
                     .push_str(&format!("\n\nThe calculator says {found}. Reply: \"The answer is {}.\"", found.value));
-                let question = req.messages[at].content.to_lowercase();
                 req.tools.retain(|t| t.name != "calculator" && names_part_of(&t.name, &question));
                 worked_out = Some(found.value);
             }

@@ -168,7 +168,7 @@ impl ChatScreen {
             Ok((servers, failed)) => {
                 let mut toolbox = Toolbox::builtin(&services.paths);
                 crate::tasks::tools::mcp::add_tools(&mut toolbox, &servers);
-                let tools: usize = servers.iter().map(|s| s.tools().len()).sum();
+                let tools: usize = servers.iter().map(Server::tool_count).sum();
                 let names: Vec<&str> = servers.iter().map(|s| s.name.as_str()).collect();
                 let mut status = format!(
                     "MCP: {} ({} tools, each waits for your yes)",

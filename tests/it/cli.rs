@@ -1,29 +1,16 @@
 //! The command line as a person uses it: chat over standard input, the model list.
 
 use crate::common::{default_model, duet, stderr, stdout};
-use std::io::Write;
-use std::process::{Command, Stdio};
 
 #[test]
 fn chat_answers_resets_and_takes_a_system_prompt() {
     default_model();
     let home = tempfile::tempdir().expect("tempdir");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_duet"))
-        .args(["chat", "--temperature", "0", "--max-tokens", "24"])
-        .env("DUET_HOME", home.path())
-        .env("DUET_MODELS", crate::common::models_dir())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("duet chat starts");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(b"What is the capital of France?\n/reset\n/system You are a pirate.\nHello!\n")
-        .expect("types");
-    let out = child.wait_with_output().expect("chat ends at end of input");
+    let out = crate::common::duet_typing(
+        &["chat", "--temperature", "0", "--max-tokens", "24"],
+        home.path(),
+        b"What is the capital of France?\n/reset\n/system You are a pirate.\nHello!\n",
+    );
     let (o, e) = (stdout(&out), stderr(&out));
     assert!(out.status.success(), "{e}");
     assert!(o.contains("Paris"), "{o}");

@@ -68,6 +68,24 @@ pub fn golden_prompt_ids() -> Vec<u32> {
     golden["cases"][0]["prompt_ids"].as_array().expect("ids").iter().map(|v| v.as_u64().expect("id") as u32).collect()
 }
 
+/// Run `duet` as [`duet`] does, with `typed` on its standard input (a chat, an answer to a yes/no question).
+pub fn duet_typing(args: &[&str], home: &Path, typed: &[u8]) -> Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_duet"))
+        .args(args)
+        .env("DUET_HOME", home)
+        .env("DUET_MODELS", models_dir())
+        .env_remove("HF_ENDPOINT")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("duet starts");
+    child.stdin.take().expect("stdin").write_all(typed).expect("types");
+    child.wait_with_output().expect("duet ends at end of input")
+}
+
 /// Run the real `duet` binary with a fresh home and the shared model cache.
 pub fn duet(args: &[&str], home: &Path, extra_env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_duet"));

@@ -11,9 +11,8 @@ use duet::engine::local::{LoadOptions, LocalEngine};
 use duet::engine::{Cancel, Constraint, GenRequest, Message, ToolSpec};
 use duet::tasks::tools::Toolbox;
 use serde_json::{json, Value};
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex, OnceLock};
 
 fn stdout(o: &std::process::Output) -> String {
@@ -215,17 +214,11 @@ fn ask_with_answer(home: &Path, base: &str, typed: &str) -> std::process::Output
         format!("[[cloud]]\nname = \"lab\"\nbase_url = \"{base}\"\nmodel = \"m\"\nkey_env = \"NO_KEY_HERE\"\n"),
     )
     .expect("settings");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_duet"))
-        .args(["ask", "--tools", "--backend", "cloud:lab", "--no-stream", "Save my plan"])
-        .env("DUET_HOME", home)
-        .env("DUET_MODELS", models_dir())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("duet runs");
-    child.stdin.take().expect("stdin").write_all(typed.as_bytes()).expect("typed");
-    child.wait_with_output().expect("duet ends")
+    crate::common::duet_typing(
+        &["ask", "--tools", "--backend", "cloud:lab", "--no-stream", "Save my plan"],
+        home,
+        typed.as_bytes(),
+    )
 }
 
 #[test]
@@ -380,17 +373,8 @@ fn a_call_the_model_starts_by_itself_is_held_to_the_schema() {
 fn the_terminal_chat_with_tools_shows_the_calculator_step_and_the_exact_answer() {
     crate::common::default_model();
     let home = tempfile::tempdir().expect("tempdir");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_duet"))
-        .args(["chat", "--tools", "--temperature", "0"])
-        .env("DUET_HOME", home.path())
-        .env("DUET_MODELS", models_dir())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("duet chat starts");
-    child.stdin.take().expect("stdin").write_all(b"What is 1234 x 5678?\n").expect("types");
-    let out = child.wait_with_output().expect("chat ends at end of input");
+    let out =
+        crate::common::duet_typing(&["chat", "--tools", "--temperature", "0"], home.path(), b"What is 1234 x 5678?\n");
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stderr(&out).contains("Result of calculator: 1234 * 5678 = 7006652"), "{}", stderr(&out));
     assert!(stdout(&out).contains("7006652"), "{}", stdout(&out));

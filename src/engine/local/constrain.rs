@@ -57,13 +57,16 @@ impl Grammars {
 
     /// A guide for one generation.
     pub fn guide(&self, constraint: &Constraint, tools: &[ToolSpec]) -> Result<Guide, String> {
-        let grammar = grammar_for(constraint, tools)?;
+        self.start(grammar_for(constraint, tools)?)
+    }
+
+    fn start(&self, grammar: TopLevelGrammar) -> Result<Guide, String> {
         let parser = self.factory.create_parser(grammar).map_err(|e| e.to_string())?;
         let matcher = Matcher::new(Ok(parser));
-        if let Some(e) = matcher.get_error() {
-            return Err(e);
+        match matcher.get_error() {
+            Some(e) => Err(e),
+            None => Ok(Guide { matcher }),
         }
-        Ok(Guide { matcher })
     }
 }
 
@@ -77,11 +80,7 @@ impl Grammars {
             crate::engine::toolcall::CALL_CLOSE,
             calls_schema(tools)
         );
-        let parser = self.factory.create_parser(TopLevelGrammar::from_lark(lark)).ok()?;
-        let mut guide = Guide { matcher: Matcher::new(Ok(parser)) };
-        if guide.matcher.is_error() {
-            return None;
-        }
+        let mut guide = self.start(TopLevelGrammar::from_lark(lark)).ok()?;
         let ids = tokenizer.encode_text(already).ok()?;
         guide.matcher.consume_tokens(&ids).ok()?;
         Some(guide)

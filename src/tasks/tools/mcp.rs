@@ -113,6 +113,10 @@ impl Server {
         })
     }
 
+    pub fn tool_count(&self) -> usize {
+        self.tools.len()
+    }
+
     /// Its tools, ready for a [`super::Toolbox`].
     pub fn tools(&self) -> Vec<Box<dyn Tool>> {
         self.tools
