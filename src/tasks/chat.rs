@@ -206,6 +206,10 @@ impl ChatSession {
 
     /// Answer the action waiting for a yes (closing the question is `Deny`).
     pub fn answer_action(&mut self, approval: Approval) {
+        if self.asking.is_none() {
+            // Asked but not yet polled (Stop came first): it is the one this answers.
+            self.asking = self.asks.as_ref().and_then(|rx| rx.try_recv().ok());
+        }
         if let Some((_, reply)) = self.asking.take() {
             let _ = reply.send(approval);
         }
