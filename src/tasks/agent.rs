@@ -119,6 +119,8 @@ impl<'a> Agent<'a> {
         let mut done_calls: HashSet<String> = HashSet::new();
         let mut next_id = req.messages.iter().map(|m| m.tool_calls.len()).sum::<usize>();
         let mut worked_out: Option<String> = None;
+        // What to say under the answer when the arithmetic had no answer to give.
+        let mut refused: Option<String> = None;
 
         if self.math_help && self.toolbox.get("calculator").is_some() {
             let asked = req.messages.iter().rposition(|m| m.role == Role::User);
@@ -146,6 +148,27 @@ impl<'a> Agent<'a> {
                     .push_str(&format!("\n\nThe calculator says {found}. Reply: \"The answer is {}.\"", found.value));
                 req.tools.retain(|t| t.name != "calculator" && names_part_of(&t.name, &question));
                 worked_out = Some(found.value);
+            } else if let Some((at, (expression, why))) =
+                asked.and_then(|at| Some((at, tools::math::find_refused(&req.messages[at].content)?)))
+            {
+                // No answer to give (5 / 0): said, so the model does not make one up.
+                let call = ToolCall {
+                    id: format!("call_{next_id}"),
+                    name: "calculator".into(),
+                    arguments: json!({"expression": expression}),
+                };
+                next_id += 1;
+                done_calls.insert(call_key(&call));
+                report(Step::Call { call: call.clone(), source: "duet".into(), by_duet: true }, &mut steps, on);
+                let outcome = Outcome { ok: false, text: format!("{expression}: {why}") };
+                report(Step::Result { call_id: call.id, name: call.name, outcome }, &mut steps, on);
+                req.messages[at].content.push_str(&format!(
+                    "\n\nThe calculator says {expression} has no answer: {why}. Reply: \"{expression} has no answer: {why}.\""
+                ));
+                req.tools.retain(|t| t.name != "calculator");
+                refused = Some(format!(
+                    "The calculator: {expression} has no answer ({why}); whatever the model says, it has none."
+                ));
             }
         }
 
@@ -159,10 +182,11 @@ impl<'a> Agent<'a> {
                 }
                 req.messages.push(Message::assistant(&c.text));
                 let mut c = c;
-                if let Some(value) = worked_out.filter(|v| !c.text.is_empty() && !tools::math::states(&c.text, v)) {
-                    // Small models sometimes write their own (wrong) number anyway.
-                    let note =
-                        format!("The answer does not give the calculator's result, {value}; trust the calculator.");
+                // Small models sometimes write their own (wrong) number anyway.
+                let wrong_number = worked_out
+                    .filter(|v| !c.text.is_empty() && !tools::math::states(&c.text, v))
+                    .map(|v| format!("The answer does not give the calculator's result, {v}; trust the calculator."));
+                if let Some(note) = wrong_number.or(refused) {
                     c.notice = Some(match c.notice.take() {
                         Some(n) => format!("{n} {note}"),
                         None => note,
@@ -479,6 +503,23 @@ mod tests {
             run(&Agent::new(&backend, &tools, &NoOneToAsk), question);
             assert_eq!(backend.1.lock().unwrap()[0].tools.len(), offered, "{question}");
         }
+    }
+
+    #[test]
+    fn math_help_says_when_arithmetic_has_no_answer() {
+        let backend = Rounds::new(vec![reply("5 / 0 has no answer.", vec![])]);
+        let tools = Toolbox::with_calculator();
+        let out = run(&Agent::new(&backend, &tools, &NoOneToAsk), "What is 5 / 0?");
+        assert!(
+            matches!(&out.steps[1], Step::Result { outcome, .. } if !outcome.ok && outcome.text.contains("division by zero"))
+        );
+        let asked = &backend.1.lock().unwrap()[0];
+        assert!(asked.messages.last().unwrap().content.contains("5 / 0 has no answer: division by zero"));
+        assert!(
+            out.answer.notice.as_deref().is_some_and(|n| n.contains("5 / 0 has no answer")),
+            "{:?}",
+            out.answer.notice
+        );
     }
 
     #[test]

@@ -19,6 +19,18 @@ pub fn find(question: &str) -> Option<Calculation> {
     written_out(question).or_else(|| word_problem(question))
 }
 
+/// Arithmetic written in the question that has no answer the calculator can
+/// give (5 / 0, 10^10^10): the expression as read, and why.
+pub fn find_refused(question: &str) -> Option<(String, calc::CalcError)> {
+    let text = spelled_operations(&calc::tidy(question));
+    math_spans(&text).into_iter().find_map(|span| match calc::evaluate(&span) {
+        Err(
+            e @ (calc::CalcError::DivisionByZero | calc::CalcError::TooLarge | calc::CalcError::TooLongToPrint { .. }),
+        ) => Some((calc::tidy(&span), e)),
+        _ => None,
+    })
+}
+
 /// An expression written in the question, the longest one that works out.
 fn written_out(question: &str) -> Option<Calculation> {
     let text = spelled_operations(&calc::tidy(question));
@@ -254,6 +266,13 @@ mod tests {
             found("Tom has 45 marbles. He buys 28 more and gives away 19. How many now?").as_deref(),
             Some("54")
         );
+    }
+
+    #[test]
+    fn arithmetic_without_an_answer_is_named() {
+        let (expression, why) = find_refused("What is 5 / 0?").expect("found");
+        assert_eq!((expression.as_str(), why), ("5 / 0", calc::CalcError::DivisionByZero));
+        assert_eq!(find_refused("What is 5 / 2?"), None);
     }
 
     #[test]
