@@ -80,13 +80,16 @@ pub fn classify(store: &Store, catalog: &Catalog, a: ClassifyArgs) -> Result<()>
             eprintln!("run {run_id} was already finished");
         }
         if resumed.backend.is_local() {
-            let path = resolve_model(store, catalog, a.model.model.as_deref())?;
-            match resumed.claim_model(&db, &file_name(&path)) {
+            // A run classified by a taught model goes on with it unless told otherwise.
+            let wanted = a.model.model.clone().or_else(|| resumed.config.model.clone().filter(|m| m.starts_with("taught:")));
+            let loaded = local_model_name(store, catalog, wanted.as_deref())?;
+            match resumed.claim_model(&db, &loaded) {
                 Err(ClassifyError::OtherModel(why)) => bail!("{why} (--model picks the model)"),
                 other => other?,
             }
         }
-        let mut classifier = make_classifier(store, catalog, &resumed.backend, &resumed.config.classify, &a)?;
+        let model = resumed.config.model.clone();
+        let mut classifier = make_classifier(store, catalog, &resumed.backend, &resumed.config.classify, model.as_deref(), &a)?;
         run_one(&mut db, run_id, resumed.table, &resumed.config, classifier.as_mut(), a.json)?;
         runs.push((run_id, resumed.backend));
     } else {
@@ -101,6 +104,16 @@ pub fn classify(store: &Store, catalog: &Catalog, a: ClassifyArgs) -> Result<()>
         if !repeats.is_empty() {
             eprintln!("note: {} listed twice; each label counts once", repeats.join(", "));
         }
+        let taught = super::teach::taught_name(a.model.model.as_deref());
+        // A taught model knows its labels; --labels cannot change them.
+        let labels = match taught {
+            Some(name) => {
+                let info = crate::tasks::teach::read_info(&crate::tasks::teach::path_of(&paths.data_dir, name)?)
+                    .map_err(|_| crate::tasks::teach::TeachError::NotFound(name.to_string()))?;
+                info.labels
+            }
+            None => labels,
+        };
         let mut classify = ClassifyConfig::new(labels);
         if let Some(i) = &a.instruction {
             classify.instruction = if i.contains("{review}") { i.clone() } else { format!("{i}\n\n{{review}}") };
@@ -112,9 +125,10 @@ pub fn classify(store: &Store, catalog: &Catalog, a: ClassifyArgs) -> Result<()>
             let mut plan = plan_run(&source, classify.clone(), a.column.as_deref(), a.label_column.as_deref(), None)?;
             plan.config.out = out_path(a.out.as_deref(), i, backend).map(|p| std::path::absolute(&p).unwrap_or(p));
             if backend.is_local() {
-                plan.config.model = Some(file_name(&resolve_model(store, catalog, a.model.model.as_deref())?));
+                plan.config.model = Some(local_model_name(store, catalog, a.model.model.as_deref())?);
             }
-            let mut classifier = make_classifier(store, catalog, backend, &plan.config.classify, &a)?;
+            let model = plan.config.model.clone();
+            let mut classifier = make_classifier(store, catalog, backend, &plan.config.classify, model.as_deref(), &a)?;
             let run_id = start_run(&db, &plan, backend)?;
             run_one(&mut db, run_id, plan.table, &plan.config, classifier.as_mut(), a.json)?;
             runs.push((run_id, backend.clone()));
@@ -145,13 +159,26 @@ fn write_example(paths: &Paths) -> Result<PathBuf> {
     Ok(path)
 }
 
+/// What a local run is tied to: `taught:NAME`, or the model file's name.
+fn local_model_name(store: &Store, catalog: &Catalog, model: Option<&str>) -> Result<String> {
+    match super::teach::taught_name(model) {
+        Some(name) => Ok(format!("taught:{name}")),
+        None => Ok(file_name(&resolve_model(store, catalog, model)?)),
+    }
+}
+
+/// `model` is what a local run is tied to (see [`local_model_name`]).
 fn make_classifier(
     store: &Store,
     catalog: &Catalog,
     backend: &BackendSpec,
     config: &ClassifyConfig,
+    model: Option<&str>,
     a: &ClassifyArgs,
 ) -> Result<Box<dyn Classifier>> {
+    if let (true, Some(name)) = (backend.is_local(), super::teach::taught_name(model)) {
+        return Ok(Box::new(super::teach::taught_classifier(store, catalog, name)?));
+    }
     if backend.is_local() {
         let path = resolve_model(store, catalog, a.model.model.as_deref())?;
         let engine = start_engine(&path, 4096, a.threads)?;

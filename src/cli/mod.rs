@@ -29,6 +29,7 @@ mod compare;
 mod docs;
 mod models;
 mod serve;
+mod teach;
 mod tokenize;
 mod tools;
 
@@ -60,6 +61,8 @@ pub enum Command {
     Chat(ChatArgs),
     /// Label every review in a file (or --example) and count them; with a label column, measure mistakes.
     Classify(classify::ClassifyArgs),
+    /// Make a classifier from your own labeled rows (and list, remove, export, import taught ones).
+    Teach(teach::TeachArgs),
     /// One prompt to several backends side by side: answers, speed, tokens, cost, where the data went.
     Compare(compare::CompareArgs),
     /// Your documents: add files and folders, then ask questions answered from them, with citations.
@@ -83,7 +86,8 @@ pub enum Command {
 
 #[derive(Args, Debug, Clone)]
 pub struct ModelArg {
-    /// A catalog id (see `duet models list`) or the path of a .gguf file.
+    /// A catalog id (see `duet models list`) or the path of a .gguf file; for
+    /// classify, also taught:NAME (see `duet teach list`).
     #[arg(long, short = 'm')]
     pub model: Option<String>,
 }
@@ -226,6 +230,7 @@ fn dispatch(cli: Cli) -> Result<()> {
         Some(Command::Chat(a)) => chat::chat(&store, &catalog, a),
         Some(Command::Tokenize(a)) => tokenize::tokenize(&store, &catalog, a),
         Some(Command::Classify(a)) => classify::classify(&store, &catalog, a),
+        Some(Command::Teach(a)) => teach::teach_command(&store, &catalog, a),
         Some(Command::Compare(a)) => compare::compare(&store, &catalog, a),
         Some(Command::Docs(c)) => docs::docs(&store, &catalog, c),
         None | Some(Command::Gui) => gui(store.paths(), cli.offline),

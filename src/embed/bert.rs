@@ -135,39 +135,53 @@ impl Bert {
         self.words.len() / self.config.hidden_size
     }
 
-    /// The last hidden state of every token of `ids`: [ids.len() × hidden],
-    /// left in `s.x`. Ids must be below [`Bert::vocab_size`] and no more than
-    /// the position table holds (the tokenizer truncates before this).
-    pub fn forward<'s>(&self, ids: &[u32], s: &'s mut Scratch) -> &'s [f32] {
+    /// The last hidden state of every token of several texts, packed one
+    /// after another into one matrix and left in `s.x`. Ids must be below
+    /// [`Bert::vocab_size`]; a text longer than the position table is cut.
+    /// Packing matters: every layer's products run over all their tokens
+    /// together (short texts alone make matrices too thin to be fast), while
+    /// attention stays within each text. The result is the texts' hidden
+    /// states in order, each `len × hidden`, with no padding anywhere.
+    pub fn forward_packed<'s>(&self, texts: &[&[u32]], s: &'s mut Scratch) -> &'s [f32] {
         let c = &self.config;
-        let (n, h, heads) = (ids.len().min(c.max_position_embeddings), c.hidden_size, c.num_attention_heads);
+        let (h, heads) = (c.hidden_size, c.num_attention_heads);
         let dh = h / heads;
         let eps = c.layer_norm_eps as f32;
         s.x.clear();
-        for (pos, &id) in ids.iter().take(n).enumerate() {
-            let id = (id as usize).min(self.vocab_size() - 1);
-            let w = &self.words[id * h..(id + 1) * h];
-            let p = &self.positions[pos * h..(pos + 1) * h];
-            s.x.extend(w.iter().zip(p).zip(&self.type0).map(|((a, b), t)| a + b + t));
+        let mut segments = Vec::with_capacity(texts.len());
+        for ids in texts {
+            let len = ids.len().min(c.max_position_embeddings);
+            segments.push((s.x.len() / h, len));
+            for (pos, &id) in ids.iter().take(len).enumerate() {
+                let id = (id as usize).min(self.vocab_size() - 1);
+                let w = &self.words[id * h..(id + 1) * h];
+                let p = &self.positions[pos * h..(pos + 1) * h];
+                s.x.extend(w.iter().zip(p).zip(&self.type0).map(|((a, b), t)| a + b + t));
+            }
         }
+        let n = s.x.len() / h;
         layer_norm(&mut s.x, h, &self.ln0, eps);
         let scale = 1.0 / (dh as f32).sqrt();
         for layer in &self.layers {
             linear(&mut s.qkv, &s.x, n, h, &layer.qkv_w, &layer.qkv_b);
             let q3 = 3 * h;
             s.ctx.resize(n * h, 0.0);
-            s.scores.resize(n * n, 0.0);
-            for head in 0..heads {
-                let q = head * dh;
-                let k = h + head * dh;
-                let v = 2 * h + head * dh;
-                // scores = Q_h · K_hᵀ, read in place from the stacked qkv rows.
-                matmul(&mut s.scores, (n, 1), (&s.qkv[q..], q3, 1), (&s.qkv[k..], 1, q3), (n, n, dh));
-                for row in s.scores.chunks_exact_mut(n) {
-                    softmax(row, scale);
+            for &(start, len) in segments.iter().filter(|(_, len)| *len > 0) {
+                s.scores.resize(len * len, 0.0);
+                let qkv = &s.qkv[start * q3..];
+                let ctx = &mut s.ctx[start * h..];
+                for head in 0..heads {
+                    let q = head * dh;
+                    let k = h + head * dh;
+                    let v = 2 * h + head * dh;
+                    // scores = Q_h · K_hᵀ, read in place from the stacked qkv rows.
+                    matmul(&mut s.scores, (len, 1), (&qkv[q..], q3, 1), (&qkv[k..], 1, q3), (len, len, dh));
+                    for row in s.scores.chunks_exact_mut(len) {
+                        softmax(row, scale);
+                    }
+                    // ctx_h = P · V_h, written into the head's columns.
+                    matmul(&mut ctx[head * dh..], (h, 1), (&s.scores, len, 1), (&qkv[v..], q3, 1), (len, dh, len));
                 }
-                // ctx_h = P · V_h, written into the head's columns.
-                matmul(&mut s.ctx[head * dh..], (h, 1), (&s.scores, n, 1), (&s.qkv[v..], q3, 1), (n, dh, n));
             }
             linear(&mut s.tmp, &s.ctx, n, h, &layer.out_w, &layer.out_b);
             add_in_place(&mut s.x, &s.tmp);

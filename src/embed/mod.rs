@@ -41,6 +41,15 @@ impl Embedder {
     /// Load `entry` (an embedding model of the catalog) from its folder `dir`.
     pub fn load(entry: &ModelEntry, dir: &Path) -> Result<Self, EmbedError> {
         let fail = |why: String| EmbedError::Load { id: entry.id.clone(), path: dir.display().to_string(), why };
+        let bytes = std::fs::read(dir.join("model.safetensors")).map_err(|e| fail(e.to_string()))?;
+        let tensors = read_tensors(&bytes).map_err(|e| fail(format!("model.safetensors: {e}")))?;
+        Self::load_with(entry, dir, tensors)
+    }
+
+    /// Load `entry`'s configuration and tokenizer from `dir` with other
+    /// weights (a body fine-tuned by Teach), named as in its model.safetensors.
+    pub fn load_with(entry: &ModelEntry, dir: &Path, tensors: HashMap<String, Vec<f32>>) -> Result<Self, EmbedError> {
+        let fail = |why: String| EmbedError::Load { id: entry.id.clone(), path: dir.display().to_string(), why };
         let config_text = std::fs::read_to_string(dir.join("config.json")).map_err(|e| fail(e.to_string()))?;
         let config: BertConfig = serde_json::from_str(&config_text).map_err(|e| fail(format!("config.json: {e}")))?;
         let mut tokenizer = Tokenizer::from_file(dir.join("tokenizer.json")).map_err(|e| fail(e.to_string()))?;
@@ -51,8 +60,6 @@ impl Embedder {
             .with_truncation(Some(TruncationParams { max_length: max_tokens, ..Default::default() }))
             .map_err(|e| fail(e.to_string()))?;
         tokenizer.with_padding(None);
-        let bytes = std::fs::read(dir.join("model.safetensors")).map_err(|e| fail(e.to_string()))?;
-        let tensors = read_tensors(&bytes).map_err(|e| fail(format!("model.safetensors: {e}")))?;
         let dim = config.hidden_size;
         let model = Bert::from_tensors(config, tensors).map_err(|e| fail(format!("model.safetensors: {e}")))?;
         Ok(Self { model, tokenizer, pooling: entry.pooling, model_id: entry.id.clone(), dim })
@@ -61,34 +68,49 @@ impl Embedder {
     /// One unit-length vector per text, in the order given. `done(n)` is
     /// called as texts finish with the number finished so far.
     ///
-    /// Each thread embeds whole texts, longest first, so the threads finish
-    /// together and no text waits on another's padding.
+    /// Texts are sorted longest first and packed, a few hundred tokens at a
+    /// time, into one forward pass each ([`Bert::forward_packed`]); each
+    /// thread takes the next pack, so the threads finish together and no
+    /// text waits on another's padding.
     pub fn embed(&self, texts: &[&str], done: &mut dyn FnMut(usize)) -> Result<Vec<Vec<f32>>, EmbedError> {
         let encodings =
             self.tokenizer.encode_batch(texts.to_vec(), true).map_err(|e| EmbedError::Tokenize(e.to_string()))?;
         let mut order: Vec<usize> = (0..texts.len()).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(encodings[i].get_ids().len()));
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(texts.len()).max(1);
+        let packs = pack(&order, |i| encodings[i].get_ids().len());
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(packs.len()).max(1);
         let next = AtomicUsize::new(0);
-        let (tx, rx) = std::sync::mpsc::channel::<(usize, Vec<f32>)>();
+        let (tx, rx) = std::sync::mpsc::channel::<Vec<(usize, Vec<f32>)>>();
         let mut out = vec![Vec::new(); texts.len()];
         std::thread::scope(|scope| {
             for _ in 0..threads {
-                let (tx, next, order, encodings) = (tx.clone(), &next, &order, &encodings);
+                let (tx, next, packs, encodings) = (tx.clone(), &next, &packs, &encodings);
                 scope.spawn(move || {
                     let mut scratch = Scratch::default();
-                    while let Some(&i) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
-                        let v = self.pool(self.model.forward(encodings[i].get_ids(), &mut scratch));
-                        if tx.send((i, v)).is_err() {
+                    while let Some(pack) = packs.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        let ids: Vec<&[u32]> = pack.iter().map(|&i| encodings[i].get_ids()).collect();
+                        let hidden = self.model.forward_packed(&ids, &mut scratch);
+                        let mut row = 0;
+                        let mut vectors = Vec::with_capacity(pack.len());
+                        for (&i, t) in pack.iter().zip(&ids) {
+                            let len = t.len().min(self.model.config.max_position_embeddings);
+                            vectors.push((i, self.pool(&hidden[row * self.dim..(row + len) * self.dim])));
+                            row += len;
+                        }
+                        if tx.send(vectors).is_err() {
                             break;
                         }
                     }
                 });
             }
             drop(tx);
-            for (finished, (i, v)) in rx.iter().enumerate() {
-                out[i] = v;
-                done(finished + 1);
+            let mut finished = 0;
+            for vectors in rx.iter() {
+                finished += vectors.len();
+                for (i, v) in vectors {
+                    out[i] = v;
+                }
+                done(finished);
             }
         });
         Ok(out)
@@ -97,6 +119,18 @@ impl Embedder {
     /// The tokens the model reads of `text` (after truncation).
     pub fn count_tokens(&self, text: &str) -> usize {
         self.tokenizer.encode(text, true).map(|e| e.get_ids().len()).unwrap_or(0)
+    }
+
+    /// The token ids the model reads of `text`, cut to `max` (keeping the
+    /// closing separator, as truncation does).
+    pub fn token_ids(&self, text: &str, max: usize) -> Vec<u32> {
+        let mut ids = self.tokenizer.encode(text, true).map(|e| e.get_ids().to_vec()).unwrap_or_default();
+        if ids.len() > max.max(2) {
+            let last = ids[ids.len() - 1];
+            ids.truncate(max.max(2) - 1);
+            ids.push(last);
+        }
+        ids
     }
 
     /// One vector for one text (a question).
@@ -123,6 +157,29 @@ impl Embedder {
         v.iter_mut().for_each(|a| *a /= norm);
         v
     }
+}
+
+/// Tokens per forward pass: enough rows for the products to run near full
+/// speed, few enough that a pack's attention and buffers stay in cache.
+const PACK_TOKENS: usize = 512;
+
+/// `order` cut into runs of texts whose lengths add up to about [`PACK_TOKENS`]
+/// (a longer text is a pack of its own).
+fn pack(order: &[usize], len: impl Fn(usize) -> usize) -> Vec<Vec<usize>> {
+    let mut packs: Vec<Vec<usize>> = Vec::new();
+    let mut tokens = 0;
+    for &i in order {
+        let n = len(i);
+        match packs.last_mut() {
+            Some(p) if tokens + n <= PACK_TOKENS => p.push(i),
+            _ => {
+                packs.push(vec![i]);
+                tokens = 0;
+            }
+        }
+        tokens += n;
+    }
+    packs
 }
 
 /// Every tensor of a safetensors file as f32 values.

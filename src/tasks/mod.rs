@@ -8,6 +8,7 @@ pub mod classify;
 pub mod compare;
 pub mod docs;
 pub mod input;
+pub mod teach;
 pub mod tools;
 
 /// "1 page", "9 passages", "0 mistakes": counts as people write them.

@@ -281,6 +281,12 @@ fn strftime_now(format: String) -> Result<Value, JinjaError> {
     Ok(Value::from(out))
 }
 
+/// "2026-12-03" for a time in Unix seconds (UTC).
+pub fn iso_day(unix_s: i64) -> String {
+    let (y, m, d) = civil_from_days(unix_s.div_euclid(86_400));
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
 /// Days since 1970-01-01 → (year, month, day), proleptic Gregorian.
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;

@@ -70,6 +70,9 @@ pub enum ClassifyError {
     Engine(#[from] crate::engine::local::EngineError),
     #[error(transparent)]
     Gen(#[from] crate::engine::GenError),
+    /// A taught model could not classify (its embedding failed).
+    #[error("the taught model failed: {0}")]
+    Taught(String),
 }
 
 /// How to classify; stored with each run so a run can be resumed exactly.

@@ -111,6 +111,8 @@ fn classify_rows(
     let position = table.position();
     progress.begin("classifying", table.size_bytes);
     let mut batch: Vec<RunRow> = Vec::new();
+    // Rows read and waiting for the classifier (more than one when it works in batches).
+    let mut waiting: Vec<RunRow> = Vec::new();
     let mut last_flush = std::time::Instant::now();
     let mut classified_now = 0;
     let mut failed_now = 0;
@@ -121,13 +123,13 @@ fn classify_rows(
             break;
         }
         progress.set_position(position.load(std::sync::atomic::Ordering::Relaxed));
-        let out = match row {
+        match row {
             Row::Broken { index, reason, .. } => {
                 if done.contains(&(index as i64)) {
                     continue;
                 }
                 progress.note(&format!("skipped: {reason}"));
-                RunRow {
+                batch.push(RunRow {
                     row_index: index as i64,
                     fields: Vec::new(),
                     text: String::new(),
@@ -136,7 +138,7 @@ fn classify_rows(
                     confidence: None,
                     scores: Vec::new(),
                     note: format!("skipped: {reason}"),
-                }
+                });
             }
             Row::Ok { index, fields, note } => {
                 if done.contains(&(index as i64)) {
@@ -145,50 +147,42 @@ fn classify_rows(
                 let text = fields.get(text_col).cloned().unwrap_or_default();
                 let gold =
                     label_col.and_then(|c| fields.get(c)).map(|g| g.trim().to_string()).filter(|g| !g.is_empty());
-                let mut notes: Vec<String> = vec![note].into_iter().filter(|n| !n.is_empty()).collect();
-                let (label, confidence, scores) = if text.trim().is_empty() {
-                    notes.push("skipped: the review is empty".into());
-                    (None, None, Vec::new())
-                } else {
-                    match classifier.classify(&text) {
-                        Ok(v) => {
-                            if !v.note.is_empty() {
-                                notes.push(v.note);
-                            }
-                            classified_now += 1;
-                            (Some(v.label), Some(v.confidence), v.scores)
-                        }
-                        Err(e) if cancel.is_cancelled() => {
-                            let _ = e;
-                            finished = false;
-                            break;
-                        }
-                        Err(e) => {
-                            // First, so the row reads as failed (and a resume tries it again).
-                            notes.insert(0, format!("{FAILED}{e}"));
-                            failed_now += 1;
-                            (None, None, Vec::new())
-                        }
-                    }
+                let empty = text.trim().is_empty();
+                let note = match (note.is_empty(), empty) {
+                    (_, false) => note,
+                    (true, true) => "skipped: the review is empty".to_string(),
+                    (false, true) => format!("{note}; skipped: the review is empty"),
                 };
-                RunRow {
+                let row = RunRow {
                     row_index: index as i64,
                     fields,
                     text,
                     gold,
-                    label,
-                    confidence,
-                    scores,
-                    note: notes.join("; "),
-                }
+                    label: None,
+                    confidence: None,
+                    scores: Vec::new(),
+                    note,
+                };
+                if empty { &mut batch } else { &mut waiting }.push(row);
             }
-        };
-        batch.push(out);
+        }
+        if waiting.len() >= classifier.batch_size().max(1) {
+            if !classify_waiting(classifier, &mut waiting, cancel, &mut classified_now, &mut failed_now) {
+                finished = false;
+                break;
+            }
+            batch.append(&mut waiting);
+        }
         if batch.len() >= 64 || last_flush.elapsed().as_millis() > 500 {
             db.save_run_rows(run_id, &batch)?;
             batch.clear();
             last_flush = std::time::Instant::now();
         }
+    }
+    // The last, partial batch.
+    if finished && !waiting.is_empty() {
+        finished = classify_waiting(classifier, &mut waiting, cancel, &mut classified_now, &mut failed_now);
+        batch.append(&mut waiting);
     }
     db.save_run_rows(run_id, &batch)?;
     progress.finish();
@@ -200,6 +194,41 @@ fn classify_rows(
     };
     db.set_run_status(run_id, status)?;
     Ok(RunOutcome { run_id, finished, classified_now, seconds: start.elapsed().as_secs_f64() })
+}
+
+/// Classify the rows waiting, in one batch, filling in their labels (or
+/// marking them failed). False when stopped: the rows are then dropped
+/// unsaved, and a resume classifies them.
+fn classify_waiting(
+    classifier: &mut dyn Classifier,
+    waiting: &mut Vec<RunRow>,
+    cancel: &Cancel,
+    classified: &mut usize,
+    failed: &mut usize,
+) -> bool {
+    let join = |a: &str, b: &str| [a, b].into_iter().filter(|n| !n.is_empty()).collect::<Vec<_>>().join("; ");
+    let texts: Vec<&str> = waiting.iter().map(|r| r.text.as_str()).collect();
+    match classifier.classify_batch(&texts) {
+        Ok(verdicts) => {
+            for (row, v) in waiting.iter_mut().zip(verdicts) {
+                row.note = join(&row.note, &v.note);
+                (row.label, row.confidence, row.scores) = (Some(v.label), Some(v.confidence), v.scores);
+                *classified += 1;
+            }
+        }
+        Err(_) if cancel.is_cancelled() => {
+            waiting.clear();
+            return false;
+        }
+        Err(e) => {
+            for row in waiting.iter_mut() {
+                // First, so the row reads as failed (and a resume tries it again).
+                row.note = join(&format!("{FAILED}{e}"), &row.note);
+                *failed += 1;
+            }
+        }
+    }
+    true
 }
 
 // ---- what a run found ----

@@ -23,6 +23,14 @@ pub trait Classifier {
     /// "SmolLM2-135M-Instruct.Q4_1.gguf" or "gpt-4o-mini · api.openai.com".
     fn backend_label(&self) -> String;
     fn classify(&mut self, review: &str) -> Result<Verdict, ClassifyError>;
+    /// Rows worth handing over at once (a taught model embeds a batch on every core).
+    fn batch_size(&self) -> usize {
+        1
+    }
+    /// Several reviews at once, in order; by default one after another.
+    fn classify_batch(&mut self, reviews: &[&str]) -> Result<Vec<Verdict>, ClassifyError> {
+        reviews.iter().map(|r| self.classify(r)).collect()
+    }
 }
 
 /// More bytes than any token of a text holds in practice: cutting a review to
