@@ -8,17 +8,15 @@
 //! sentence-transformers' CosineSimilarityLoss that SetFit uses. The number
 //! of pairs is bounded, so the time is bounded whatever the file's size.
 //!
-//! This runs candle's own BERT (differentiable, batched with padding) rather
-//! than duet's inference forward pass in `embed::bert`; the weights it
-//! returns are read back by that forward pass under the same names.
+//! This runs a differentiable BERT in candle operations (batched, with
+//! padding) rather than duet's inference forward pass in `embed::bert`; the
+//! weights it returns are read back by that forward pass under the same names.
 
 use super::data::{Examples, Rng, Split};
 use super::{Base, TeachError};
 use crate::progress::{Cancel, Progress};
-use candle_core::{DType, Device, Tensor, D};
+use candle_core::{DType, Device, Tensor, Var, D};
 use candle_nn::optim::{AdamW, Optimizer, ParamsAdamW};
-use candle_nn::{VarBuilder, VarMap};
-use candle_transformers::models::bert::{BertModel, Config};
 
 /// How the body is fine-tuned. The defaults were chosen on the product-review
 /// set's own held-out rows.
@@ -61,14 +59,13 @@ pub fn fine_tune(
     });
     let config_text = std::fs::read_to_string(base.dir.join("config.json")).map_err(|e| fail(e.to_string()))?;
     let config: Config = serde_json::from_str(&config_text).map_err(|e| fail(e.to_string()))?;
-    let mut varmap = VarMap::new();
-    let model = BertModel::load(VarBuilder::from_varmap(&varmap, DType::F32, &device), &config)?;
-    varmap.load(base.dir.join("model.safetensors"))?;
+    let weights = candle_core::safetensors::load(base.dir.join("model.safetensors"), &device)?;
+    let model = Trainable::new(&config, weights).map_err(|e| fail(e.to_string()))?;
 
     let pairs = draw_pairs(examples, &split.train, options.pairs, seed);
     let steps = pairs.len().div_ceil(options.batch.max(1));
     let params = ParamsAdamW { lr: options.learning_rate, weight_decay: 0.01, ..Default::default() };
-    let mut opt = AdamW::new(varmap.all_vars(), params)?;
+    let mut opt = AdamW::new(model.vars.iter().map(|(_, v)| v.clone()).collect(), params)?;
     progress.begin_items("fine-tuning the body", steps as u64, "step");
     let ids: Vec<Vec<u32>> = examples.texts.iter().map(|t| base.embedder.token_ids(t, options.max_tokens)).collect();
     for (step, batch) in pairs.chunks(options.batch.max(1)).enumerate() {
@@ -91,9 +88,8 @@ pub fn fine_tune(
         on_step(step + 1, steps, loss.to_scalar::<f32>()?);
     }
     progress.finish();
-    let vars = varmap.data().lock().map_err(|_| TeachError::Math("the weights' lock was poisoned".into()))?;
     let mut out: Weights = Vec::new();
-    for (name, var) in vars.iter() {
+    for (name, var) in &model.vars {
         let t = var.as_tensor();
         out.push((name.clone(), t.dims().to_vec(), t.flatten_all()?.to_vec1::<f32>()?));
     }
@@ -101,8 +97,86 @@ pub fn fine_tune(
     Ok(out)
 }
 
+/// What the trainable encoder needs from `config.json`.
+#[derive(serde::Deserialize)]
+struct Config {
+    num_attention_heads: usize,
+    layer_norm_eps: f64,
+}
+
+/// BERT written out in candle operations that all have gradients. (candle's
+/// own BertModel normalises with a fused layer norm that has none, so
+/// nothing before it learns.) Every weight is a `Var`, kept with its name.
+struct Trainable {
+    vars: Vec<(String, Var)>,
+    heads: usize,
+    eps: f64,
+    layers: usize,
+}
+
+impl Trainable {
+    fn new(config: &Config, mut weights: std::collections::HashMap<String, Tensor>) -> Result<Self, String> {
+        let names: Vec<String> = weights.keys().filter(|n| *n != "embeddings.position_ids").cloned().collect();
+        let layers = (0..).take_while(|i| weights.contains_key(&format!("encoder.layer.{i}.output.dense.weight"))).count();
+        let mut vars = Vec::new();
+        for name in names {
+            let t = weights.remove(&name).ok_or("missing")?.to_dtype(DType::F32).map_err(|e| e.to_string())?;
+            vars.push((name, Var::from_tensor(&t).map_err(|e| e.to_string())?));
+        }
+        vars.sort_by(|a, b| a.0.cmp(&b.0));
+        let model = Trainable { vars, heads: config.num_attention_heads, eps: config.layer_norm_eps, layers };
+        model.get("embeddings.word_embeddings.weight").map_err(|e| e.to_string())?;
+        Ok(model)
+    }
+
+    fn get(&self, name: &str) -> candle_core::Result<&Tensor> {
+        let i = self.vars.binary_search_by(|(n, _)| n.as_str().cmp(name));
+        i.map(|i| self.vars[i].1.as_tensor()).map_err(|_| candle_core::Error::Msg(format!("tensor {name} is missing")))
+    }
+
+    fn linear(&self, x: &Tensor, name: &str) -> candle_core::Result<Tensor> {
+        let w = self.get(&format!("{name}.weight"))?;
+        x.broadcast_matmul(&w.t()?)?.broadcast_add(self.get(&format!("{name}.bias"))?)
+    }
+
+    fn norm(&self, x: &Tensor, name: &str) -> candle_core::Result<Tensor> {
+        let (w, b) = (self.get(&format!("{name}.weight"))?, self.get(&format!("{name}.bias"))?);
+        candle_nn::ops::layer_norm_slow(x, w, b, self.eps as f32)
+    }
+
+    /// Last hidden states `[batch, tokens, hidden]`; `mask` is 1 for real tokens.
+    fn forward(&self, ids: &Tensor, mask: &Tensor) -> candle_core::Result<Tensor> {
+        let (b, t) = ids.dims2()?;
+        let words = self.get("embeddings.word_embeddings.weight")?;
+        let h = words.dim(1)?;
+        let dh = h / self.heads;
+        let x = words.index_select(&ids.flatten_all()?, 0)?.reshape((b, t, h))?;
+        let x = x.broadcast_add(&self.get("embeddings.position_embeddings.weight")?.narrow(0, 0, t)?)?;
+        let x = x.broadcast_add(&self.get("embeddings.token_type_embeddings.weight")?.narrow(0, 0, 1)?)?;
+        let mut x = self.norm(&x, "embeddings.LayerNorm")?;
+        // Padding gets a large negative score, so no real token attends to it.
+        let blocked = ((mask.ones_like()? - mask)? * -1e4)?.reshape((b, 1, 1, t))?;
+        let split = |y: Tensor| y.reshape((b, t, self.heads, dh))?.transpose(1, 2)?.contiguous();
+        for i in 0..self.layers {
+            let p = format!("encoder.layer.{i}");
+            let q = split(self.linear(&x, &format!("{p}.attention.self.query"))?)?;
+            let k = split(self.linear(&x, &format!("{p}.attention.self.key"))?)?;
+            let v = split(self.linear(&x, &format!("{p}.attention.self.value"))?)?;
+            let scores = (q.matmul(&k.t()?.contiguous()?)? / (dh as f64).sqrt())?.broadcast_add(&blocked)?;
+            let probs = candle_nn::ops::softmax(&scores, D::Minus1)?;
+            let ctx = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, t, h))?;
+            let attended = self.linear(&ctx, &format!("{p}.attention.output.dense"))?;
+            x = self.norm(&(x + attended)?, &format!("{p}.attention.output.LayerNorm"))?;
+            let up = self.linear(&x, &format!("{p}.intermediate.dense"))?.gelu_erf()?;
+            let down = self.linear(&up, &format!("{p}.output.dense"))?;
+            x = self.norm(&(x + down)?, &format!("{p}.output.LayerNorm"))?;
+        }
+        Ok(x)
+    }
+}
+
 /// Unit-length mean-pooled vectors of a padded batch (what `embed` computes for one text).
-fn embed_batch(model: &BertModel, texts: &[&[u32]], device: &Device) -> candle_core::Result<Tensor> {
+fn embed_batch(model: &Trainable, texts: &[&[u32]], device: &Device) -> candle_core::Result<Tensor> {
     let longest = texts.iter().map(|t| t.len()).max().unwrap_or(1);
     let mut ids = Vec::with_capacity(texts.len() * longest);
     let mut mask = Vec::with_capacity(texts.len() * longest);
@@ -114,7 +188,7 @@ fn embed_batch(model: &BertModel, texts: &[&[u32]], device: &Device) -> candle_c
     }
     let ids = Tensor::from_vec(ids, (texts.len(), longest), device)?;
     let mask = Tensor::from_vec(mask, (texts.len(), longest), device)?;
-    let hidden = model.forward(&ids, &ids.zeros_like()?, Some(&mask))?;
+    let hidden = model.forward(&ids, &mask)?;
     let summed = hidden.broadcast_mul(&mask.unsqueeze(2)?)?.sum(1)?;
     let mean = summed.broadcast_div(&mask.sum_keepdim(1)?)?;
     let norm = mean.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f32::MAX)?;
