@@ -65,7 +65,8 @@ pub fn fine_tune(
     let pairs = draw_pairs(examples, &split.train, options.pairs, seed);
     let steps = pairs.len().div_ceil(options.batch.max(1));
     let params = ParamsAdamW { lr: options.learning_rate, weight_decay: 0.01, ..Default::default() };
-    let mut opt = AdamW::new(model.vars.iter().map(|(_, v)| v.clone()).collect(), params)?;
+    let learned = model.vars.iter().filter(|(n, _)| n != WORDS).map(|(_, v)| v.clone()).collect();
+    let mut opt = AdamW::new(learned, params)?;
     progress.begin_items("fine-tuning the body", steps as u64, "step");
     let ids: Vec<Vec<u32>> = examples.texts.iter().map(|t| base.embedder.token_ids(t, options.max_tokens)).collect();
     for (step, batch) in pairs.chunks(options.batch.max(1)).enumerate() {
@@ -97,6 +98,9 @@ pub fn fine_tune(
     Ok(out)
 }
 
+/// The word-embedding table, kept as it came (see `Trainable::forward`).
+const WORDS: &str = "embeddings.word_embeddings.weight";
+
 /// What the trainable encoder needs from `config.json`.
 #[derive(serde::Deserialize)]
 struct Config {
@@ -125,7 +129,7 @@ impl Trainable {
         }
         vars.sort_by(|a, b| a.0.cmp(&b.0));
         let model = Trainable { vars, heads: config.num_attention_heads, eps: config.layer_norm_eps, layers };
-        model.get("embeddings.word_embeddings.weight").map_err(|e| e.to_string())?;
+        model.get(WORDS).map_err(|e| e.to_string())?;
         Ok(model)
     }
 
@@ -147,7 +151,10 @@ impl Trainable {
     /// Last hidden states `[batch, tokens, hidden]`; `mask` is 1 for real tokens.
     fn forward(&self, ids: &Tensor, mask: &Tensor) -> candle_core::Result<Tensor> {
         let (b, t) = ids.dims2()?;
-        let words = self.get("embeddings.word_embeddings.weight")?;
+        // Not learned: its gradient would be a dense copy of the whole table
+        // at every step (most of the step's time and memory on a CPU), for
+        // the few hundred rows a batch touches.
+        let words = self.get(WORDS)?.detach();
         let h = words.dim(1)?;
         let dh = h / self.heads;
         let x = words.index_select(&ids.flatten_all()?, 0)?.reshape((b, t, h))?;
