@@ -21,4 +21,5 @@ mod reference;
 mod rope_freqs;
 mod server;
 mod store;
+mod teach;
 mod tools;
