@@ -10,6 +10,7 @@
 
 pub mod arithmetic;
 pub mod docs;
+pub mod teach;
 pub mod toolcalls;
 
 /// A row of a JSONL benchmark file that says which split it belongs to.

@@ -81,7 +81,8 @@ pub fn classify(store: &Store, catalog: &Catalog, a: ClassifyArgs) -> Result<()>
         }
         if resumed.backend.is_local() {
             // A run classified by a taught model goes on with it unless told otherwise.
-            let wanted = a.model.model.clone().or_else(|| resumed.config.model.clone().filter(|m| m.starts_with("taught:")));
+            let wanted =
+                a.model.model.clone().or_else(|| resumed.config.model.clone().filter(|m| m.starts_with("taught:")));
             let loaded = local_model_name(store, catalog, wanted.as_deref())?;
             match resumed.claim_model(&db, &loaded) {
                 Err(ClassifyError::OtherModel(why)) => bail!("{why} (--model picks the model)"),
@@ -89,7 +90,8 @@ pub fn classify(store: &Store, catalog: &Catalog, a: ClassifyArgs) -> Result<()>
             }
         }
         let model = resumed.config.model.clone();
-        let mut classifier = make_classifier(store, catalog, &resumed.backend, &resumed.config.classify, model.as_deref(), &a)?;
+        let mut classifier =
+            make_classifier(store, catalog, &resumed.backend, &resumed.config.classify, model.as_deref(), &a)?;
         run_one(&mut db, run_id, resumed.table, &resumed.config, classifier.as_mut(), a.json)?;
         runs.push((run_id, resumed.backend));
     } else {

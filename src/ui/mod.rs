@@ -18,6 +18,7 @@ pub mod progress;
 pub mod reviews;
 pub mod services;
 pub mod settings;
+pub mod teach;
 pub mod widgets;
 
 use eframe::egui;

@@ -6,6 +6,7 @@ use super::cached::Cached;
 use super::pending::{picked, Pending, Polled};
 use super::progress::GuiProgress;
 use super::services::{or_notice, LocalState, Services};
+use super::teach::{TeachPanel, TeachSource};
 use super::widgets::{dropped_files, path_field, side_width};
 use crate::db::{Db, RunInfo, RunRow, RunStatus};
 use crate::engine::{BackendSpec, Cancel, DataLocation};
@@ -26,6 +27,14 @@ struct Running {
     result: Pending<Result<RunOutcome, String>>,
     /// When the partial results were last read from the database.
     shown_at: std::time::Instant,
+}
+
+/// A finished run over a file with known labels: how often its classifier was right.
+struct RunScore {
+    id: i64,
+    classifier: String,
+    accuracy: f64,
+    rows: usize,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -69,11 +78,22 @@ pub struct ReviewsScreen {
     compare_with: Option<i64>,
     /// Agreement with `compare_with`, per (shown run, other run, rows loaded, database revision).
     agreement: Cached<(i64, i64, usize, crate::db::Revision), crate::tasks::classify::Agreement>,
+    /// (run, classifier, accuracy, labeled rows) of every finished run over the
+    /// shown run's file, per (shown run, database revision).
+    accuracies: Cached<(i64, crate::db::Revision), Vec<RunScore>>,
     /// Every run, newest first, per database revision.
     runs: Cached<crate::db::Revision, Vec<RunInfo>>,
     picking: Option<Pending<Option<PathBuf>>>,
     /// The last run is shown when the screen first opens.
     opened: bool,
+    pub teach: TeachPanel,
+    /// A taught model to classify with instead of prompting the local model
+    /// (the backend is then local).
+    pub taught: Option<String>,
+    /// The left side teaches a classifier instead of classifying.
+    pub teaching: bool,
+    /// Switch to teaching on the next frame (offered under a labeled run).
+    open_teach: bool,
 }
 
 impl Default for ReviewsScreen {
@@ -105,9 +125,14 @@ impl Default for ReviewsScreen {
             only_mistakes: false,
             compare_with: None,
             agreement: Cached::default(),
+            accuracies: Cached::default(),
             runs: Cached::default(),
             picking: None,
             opened: false,
+            teach: TeachPanel::default(),
+            taught: None,
+            teaching: false,
+            open_teach: false,
         }
     }
 }
@@ -156,7 +181,12 @@ impl ReviewsScreen {
     }
 
     fn prepare(&mut self, services: &mut Services) -> Result<Running, String> {
-        let (labels, _) = parse_labels(&self.labels).map_err(|e| e.to_string())?;
+        let taught = self.taught.clone().filter(|_| self.backend.is_local());
+        let (labels, _) = match &taught {
+            // A taught model knows its labels.
+            Some(name) => (taught_labels(services, name)?, Vec::new()),
+            None => parse_labels(&self.labels).map_err(|e| e.to_string())?,
+        };
         let mut classify = ClassifyConfig::new(labels);
         classify.instruction = self.instruction.clone();
         classify.calibration = self.calibration;
@@ -181,8 +211,9 @@ impl ReviewsScreen {
         };
         // Pasted text has no columns to choose: its one column is the text.
         let from_file = |c: &String| Some(c.clone()).filter(|c| !c.is_empty() && self.file.is_some());
-        let model = match (&services.local, &self.backend) {
-            (LocalState::Ready(engine), BackendSpec::Local) => Some(engine.name.clone()),
+        let model = match (&services.local, &self.backend, &taught) {
+            (_, BackendSpec::Local, Some(name)) => Some(format!("taught:{name}")),
+            (LocalState::Ready(engine), BackendSpec::Local, None) => Some(engine.name.clone()),
             _ => None,
         };
         let plan = plan_run(
@@ -212,11 +243,13 @@ impl ReviewsScreen {
         self.error = None;
         let result = (|| {
             let mut resumed = resume_run(&services.db, run_id, crate::db::now_s()).map_err(|e| e.to_string())?;
-            if resumed.backend.is_local() {
+            let taught = resumed.config.model.as_deref().and_then(|m| m.strip_prefix("taught:")).map(str::to_string);
+            if resumed.backend.is_local() && taught.is_none() {
                 let loaded = services.local_engine().map_err(|e| e.to_string())?.name.clone();
                 resumed.claim_model(&services.db, &loaded).map_err(|e| e.to_string())?;
             }
             self.backend = resumed.backend.clone();
+            self.taught = taught;
             let cancel = Cancel::new();
             let classifier = classifier(services, &resumed.backend, &resumed.config, &cancel)?;
             self.launch(services, run_id, resumed.table, resumed.config, classifier, cancel)
@@ -332,6 +365,11 @@ impl ReviewsScreen {
             }
         }
         self.poll(services);
+        if let Some(name) = self.teach.poll() {
+            // Just taught: chosen for the next run straight away.
+            self.taught = Some(name);
+            self.backend = BackendSpec::Local;
+        }
         if let Some(path) = picked(&mut self.picking) {
             self.import(path);
         }
@@ -345,13 +383,36 @@ impl ReviewsScreen {
             egui::ScrollArea::vertical().show(ui, |ui| self.input_ui(ui, services));
         });
         // Both ways: on a small window the table scrolls sideways instead of being cut off.
-        egui::ScrollArea::both().auto_shrink([false, false]).show(ui, |ui| self.results_ui(ui, services));
+        egui::ScrollArea::both().auto_shrink([false, false]).show(ui, |ui| {
+            if self.teaching {
+                self.teach.results_ui(ui);
+            } else {
+                self.results_ui(ui, services);
+            }
+        });
     }
 
     fn input_ui(&mut self, ui: &mut egui::Ui, services: &mut Services) {
         ui.heading("Reviews");
+        if std::mem::take(&mut self.open_teach) {
+            self.teaching = true;
+        }
         ui.horizontal(|ui| {
-            if ui.button("Try the example").clicked() {
+            ui.selectable_value(&mut self.teaching, false, "Classify reviews");
+            ui.selectable_value(&mut self.teaching, true, "Teach a classifier");
+        });
+        ui.horizontal(|ui| {
+            if self.teaching {
+                if ui.button("Use the example data").on_hover_text("1,000 labeled product-review sentences").clicked() {
+                    match TeachPanel::example_file(&services.paths.data_dir) {
+                        Ok(path) => {
+                            self.import(path);
+                            self.teach.name = "product-reviews".into();
+                        }
+                        Err(e) => self.error = Some(e),
+                    }
+                }
+            } else if ui.button("Try the example").clicked() {
                 self.try_example();
             }
             if ui.button("Import a file…").on_hover_text("CSV, TSV, TXT or JSONL — or drop it on the window").clicked()
@@ -375,7 +436,7 @@ impl ReviewsScreen {
                     ui.selectable_value(&mut self.text_column, h.clone(), h);
                 }
             });
-            egui::ComboBox::from_label("Known labels (optional)")
+            egui::ComboBox::from_label(if self.teaching { "Labels to learn" } else { "Known labels (optional)" })
                 .selected_text(if self.label_column.is_empty() { "none" } else { &self.label_column })
                 .show_ui(ui, |ui| {
                     ui.selectable_value(&mut self.label_column, String::new(), "none");
@@ -383,52 +444,58 @@ impl ReviewsScreen {
                         ui.selectable_value(&mut self.label_column, h.clone(), h);
                     }
                 });
+        } else if self.teaching {
+            ui.weak("Teaching needs a file with a column of known labels (CSV, TSV or JSONL).");
         } else {
             ui.label("Paste reviews, one per line:");
             ui.add(egui::TextEdit::multiline(&mut self.pasted).desired_rows(8).desired_width(f32::INFINITY));
         }
         ui.separator();
-        ui.label("Labels (comma-separated)");
-        ui.text_edit_singleline(&mut self.labels);
-        if self.labels != self.instruction_for {
-            // Keep the instruction in step with the labels unless the person edited it.
-            if let Ok((l, _)) = parse_labels(&self.labels) {
-                if let Ok((old, _)) = parse_labels(&self.instruction_for) {
-                    if self.instruction == default_instruction(&old) {
-                        self.instruction = default_instruction(&l);
-                    }
-                }
+        if self.teaching {
+            let source = self.teach_source();
+            self.teach.ui(ui, services, source);
+            if let Some(e) = &self.error {
+                ui.colored_label(ui.visuals().error_fg_color, e);
             }
-            self.instruction_for = self.labels.clone();
+            ui.separator();
+            ui.collapsing("Taught models", |ui| self.teach.list_ui(ui, &services.paths.data_dir));
+            return;
         }
-        ui.label("Instruction ({review} marks where each review goes)");
-        ui.add(egui::TextEdit::multiline(&mut self.instruction).desired_rows(4).desired_width(f32::INFINITY));
-        ui.label("Worked examples (optional), one per line: review => label");
-        ui.add(
-            egui::TextEdit::multiline(&mut self.examples)
-                .desired_rows(2)
-                .desired_width(f32::INFINITY)
-                .hint_text("The ramen was rich and hot. => positive"),
-        );
-        ui.add(egui::Slider::new(&mut self.calibration, 0.0..=1.0).text("bias correction")).on_hover_text(
-            "How much of the model's lean toward some labels (measured on empty reviews) to divide out. 0.25 measured best for the default model.",
-        );
+        let taught_labels = self
+            .taught
+            .as_ref()
+            .filter(|_| self.backend.is_local())
+            .map(|name| taught_labels(services, name).map(|l| l.join(", ")).unwrap_or_else(|e| e));
+        if let Some(labels) = taught_labels {
+            ui.label(format!("Labels: {labels} (the taught model's own; it needs no instruction)"));
+        } else {
+            self.prompt_ui(ui);
+        }
         ui.horizontal(|ui| {
             ui.label("Run on");
-            egui::ComboBox::from_id_salt("reviews_backend")
-                .selected_text(
-                    services
-                        .backend_choices()
-                        .into_iter()
-                        .find(|(k, _)| *k == self.backend)
-                        .map(|(_, v)| v)
-                        .unwrap_or_default(),
-                )
-                .show_ui(ui, |ui| {
-                    for (k, v) in services.backend_choices() {
-                        ui.selectable_value(&mut self.backend, k, v);
+            let taught_models = self.teach.models(&services.paths.data_dir).to_vec();
+            let choices = services.backend_choices();
+            let selected = match (&self.taught, self.backend.is_local()) {
+                (Some(name), true) => format!("Taught: {name}"),
+                _ => choices.iter().find(|(k, _)| *k == self.backend).map(|(_, v)| v.clone()).unwrap_or_default(),
+            };
+            egui::ComboBox::from_id_salt("reviews_backend").selected_text(selected).show_ui(ui, |ui| {
+                for (k, v) in choices {
+                    let on = self.backend == k && (self.taught.is_none() || !k.is_local());
+                    if ui.selectable_label(on, v).clicked() {
+                        self.backend = k;
+                        self.taught = None;
                     }
-                });
+                }
+                for m in taught_models {
+                    let on = self.backend.is_local() && self.taught.as_deref() == Some(m.name.as_str());
+                    let text = format!("Taught: {} ({:.0}% held out)", m.name, 100.0 * m.held_out_accuracy);
+                    if ui.selectable_label(on, text).clicked() {
+                        self.backend = BackendSpec::Local;
+                        self.taught = Some(m.name.clone());
+                    }
+                }
+            });
         });
         match services.data_location(&self.backend) {
             Ok(DataLocation::ThisComputer) => {
@@ -487,6 +554,67 @@ impl ReviewsScreen {
                 });
             }
         });
+    }
+
+    /// The chosen file, when it has a known-labels column to learn from.
+    fn teach_source(&self) -> Option<TeachSource> {
+        let file = self.file.clone()?;
+        (!self.label_column.is_empty()).then(|| TeachSource {
+            file,
+            text_column: self.text_column.clone(),
+            label_column: self.label_column.clone(),
+        })
+    }
+
+    /// Offered under a run with known labels: teach from its file and columns.
+    fn offer_teaching(&mut self, ui: &mut egui::Ui, services: &Services) {
+        let Some(run) = self.shown_run else { return };
+        let Ok(info) = services.db.run(run) else { return };
+        let Ok(config) = serde_json::from_str::<RunConfig>(&info.config_json) else { return };
+        let (Some(label_column), false) = (config.label_column, self.teach.is_running()) else { return };
+        let source = PathBuf::from(&info.source);
+        if !source.exists() || config.model.as_deref().is_some_and(|m| m.starts_with("taught:")) {
+            return;
+        }
+        if ui.button("Teach a classifier from these labeled rows").clicked() {
+            self.import(source.clone());
+            self.text_column = config.text_column;
+            self.label_column = label_column;
+            if self.teach.name.trim().is_empty() {
+                self.teach.name = source.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            }
+            self.open_teach = true;
+        }
+    }
+
+    /// Labels, instruction, worked examples and bias correction: how the
+    /// language model is asked.
+    fn prompt_ui(&mut self, ui: &mut egui::Ui) {
+        ui.label("Labels (comma-separated)");
+        ui.text_edit_singleline(&mut self.labels);
+        if self.labels != self.instruction_for {
+            // Keep the instruction in step with the labels unless the person edited it.
+            if let Ok((l, _)) = parse_labels(&self.labels) {
+                if let Ok((old, _)) = parse_labels(&self.instruction_for) {
+                    if self.instruction == default_instruction(&old) {
+                        self.instruction = default_instruction(&l);
+                    }
+                }
+            }
+            self.instruction_for = self.labels.clone();
+        }
+        ui.label("Instruction ({review} marks where each review goes)");
+        ui.add(egui::TextEdit::multiline(&mut self.instruction).desired_rows(4).desired_width(f32::INFINITY));
+        ui.label("Worked examples (optional), one per line: review => label");
+        ui.add(
+            egui::TextEdit::multiline(&mut self.examples)
+                .desired_rows(2)
+                .desired_width(f32::INFINITY)
+                .hint_text("The ramen was rich and hot. => positive"),
+        );
+        ui.add(egui::Slider::new(&mut self.calibration, 0.0..=1.0).text("bias correction")).on_hover_text(
+            "How much of the model's lean toward some labels (measured on empty reviews) to divide out. 0.25 measured best for the default model.",
+        );
     }
 
     fn results_ui(&mut self, ui: &mut egui::Ui, services: &mut Services) {
@@ -554,8 +682,10 @@ impl ReviewsScreen {
                 &mut self.only_mistakes,
                 format!("Show only the {}", crate::tasks::count(e.mistakes.len() as u64, "mistake")),
             );
+            self.offer_teaching(ui, services);
         }
         self.agreement_ui(ui, services);
+        self.accuracy_table(ui, services);
         ui.horizontal(|ui| {
             ui.add(egui::TextEdit::singleline(&mut self.filter).hint_text("Filter rows").desired_width(200.0));
             ui.label("Sort by");
@@ -621,6 +751,74 @@ impl ReviewsScreen {
         }
     }
 
+    /// Every finished run over the shown run's file with known labels: which
+    /// classifier, how often it was right. The course's "a smaller model for
+    /// the task" question, answered on the person's own rows.
+    fn accuracy_table(&mut self, ui: &mut egui::Ui, services: &Services) {
+        let Some(shown) = self.shown_run else { return };
+        let db = &services.db;
+        let scored = self.accuracies.get((shown, db.revision()), || {
+            let Ok(runs) = db.runs() else { return Vec::new() };
+            let Some(source) = runs.iter().find(|r| r.id == shown).map(|r| r.source.clone()) else { return Vec::new() };
+            runs.iter()
+                .filter(|r| r.source == source && r.status == RunStatus::Done)
+                .filter_map(|r| {
+                    let config: RunConfig = serde_json::from_str(&r.config_json).ok()?;
+                    let rows = db.run_rows(r.id).ok()?;
+                    let e = summarize(&config.classify.labels, &rows).evaluation?;
+                    let who = match (&r.backend, config.model) {
+                        (BackendSpec::Local, Some(m)) => m,
+                        (b, _) => b.to_string(),
+                    };
+                    Some(RunScore { id: r.id, classifier: who, accuracy: e.accuracy, rows: e.rows })
+                })
+                .collect::<Vec<_>>()
+        });
+        if scored.len() < 2 {
+            return;
+        }
+        ui.separator();
+        ui.strong("Every finished run over this file");
+        egui::Grid::new("accuracy_by_run").striped(true).show(ui, |ui| {
+            for h in ["run", "classifier", "accuracy", "labeled rows"] {
+                ui.strong(h);
+            }
+            ui.end_row();
+            for r in scored.iter() {
+                ui.label(format!("#{}", r.id));
+                ui.label(&r.classifier);
+                ui.label(format!("{:.1}%", 100.0 * r.accuracy));
+                ui.label(r.rows.to_string());
+                ui.end_row();
+            }
+        });
+        let names: Vec<String> = scored.iter().map(|r| format!("#{} {}", r.id, r.classifier)).collect();
+        let bars: Vec<egui_plot::Bar> = scored
+            .iter()
+            .zip(&names)
+            .enumerate()
+            .map(|(i, (r, name))| egui_plot::Bar::new(i as f64, 100.0 * r.accuracy).name(name).width(0.6))
+            .collect();
+        egui_plot::Plot::new("accuracy_by_run_chart")
+            .x_axis_formatter(move |m, _| {
+                let i = m.value.round();
+                if (m.value - i).abs() < 1e-6 {
+                    names.get(i as usize).cloned().unwrap_or_default()
+                } else {
+                    String::new()
+                }
+            })
+            .height(120.0)
+            .allow_drag(false)
+            .allow_zoom(false)
+            .allow_scroll(false)
+            .include_y(0.0)
+            .include_y(100.0)
+            .y_axis_label("accuracy %")
+            .show(ui, |plot| plot.bar_chart(egui_plot::BarChart::new("accuracy", bars)));
+        ui.separator();
+    }
+
     /// Agreement with another run over the same rows (e.g. the cloud backend).
     fn agreement_ui(&mut self, ui: &mut egui::Ui, services: &Services) {
         let Some(shown) = self.shown_run else { return };
@@ -680,6 +878,9 @@ fn classifier(
     config: &RunConfig,
     cancel: &Cancel,
 ) -> Result<Box<dyn Classifier + Send>, String> {
+    if let (true, Some(name)) = (backend.is_local(), config.model.as_deref().and_then(|m| m.strip_prefix("taught:"))) {
+        return Ok(Box::new(taught_classifier(services, name)?));
+    }
     let config = config.classify.clone();
     let built: Result<Box<dyn Classifier + Send>, ClassifyError> = match backend {
         BackendSpec::Local => {
@@ -692,6 +893,27 @@ fn classifier(
         }
     };
     built.map_err(|e| e.to_string())
+}
+
+/// The labels of taught model `name`, or why it cannot be used.
+fn taught_labels(services: &Services, name: &str) -> Result<Vec<String>, String> {
+    let path = crate::tasks::teach::path_of(&services.paths.data_dir, name).map_err(|e| e.to_string())?;
+    crate::tasks::teach::read_info(&path)
+        .map(|i| i.labels)
+        .map_err(|_| crate::tasks::teach::TeachError::NotFound(name.to_string()).to_string())
+}
+
+/// Taught model `name`, opened (and its embedding model fetched if need be) on the run's thread.
+fn taught_classifier(services: &Services, name: &str) -> Result<crate::tasks::teach::LazyTaught, String> {
+    use crate::tasks::teach::{self, TaughtClassifier, TeachError};
+    let entry = services.catalog.default_embedder().cloned().ok_or(TeachError::NoEmbedder.to_string())?;
+    let (store, data_dir, owned) = (services.store(), services.paths.data_dir.clone(), name.to_string());
+    Ok(teach::LazyTaught::new(name, move || {
+        let dir = store
+            .ensure(&entry, &crate::progress::Silent, &Cancel::new())
+            .map_err(|e| TeachError::Io(entry.id.clone(), e.to_string()))?;
+        TaughtClassifier::new(teach::open(&data_dir, &owned, &entry.id)?, &entry, &dir)
+    }))
 }
 
 /// A colour per label: green and red where the label says so, grey for

@@ -457,3 +457,43 @@ fn with_tools_on_chat_shows_the_calculator_and_an_action_waits_for_a_yes_in_a_di
         assert!(answer.contains(if written { "Saved the note" } else { "declined" }), "{answer}");
     }
 }
+
+#[test]
+fn teaching_from_the_example_data_shows_its_metrics_and_classifies_with_it() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let mut h = harness(app(home.path()));
+    h.get_by_label("Reviews").click();
+    h.step();
+    h.get_by_label("Teach a classifier").click();
+    h.step();
+    h.get_by_label("Use the example data").click();
+    h.step();
+    shown_in(&h, "From product-reviews.csv (text: text, labels: label)");
+    h.get_by_label("Teach").click();
+    wait_for(&mut h, "teaching", |a| !a.reviews.teach.is_running());
+    let info = match h.state().reviews.teach.result.clone() {
+        Some(Ok(info)) => info,
+        other => panic!("taught: {other:?}"),
+    };
+    assert_eq!(info.taught_rows + info.held_out_rows, 1000);
+    h.step();
+    shown(
+        &h,
+        &format!(
+            "Held-out accuracy {:.1}% on {} rows it never learned from",
+            100.0 * info.held_out_accuracy,
+            info.held_out_rows
+        ),
+    );
+    // The taught model is chosen under "Run on", with its own labels.
+    assert_eq!(h.state().reviews.taught.as_deref(), Some("product-reviews"));
+    h.get_by_label("Classify reviews").click();
+    h.step();
+    h.get_by_label_contains("Labels: negative, positive");
+    h.get_by_label("Classify").click();
+    wait_for(&mut h, "the run", |a| !a.reviews.is_running());
+    let s = h.state().reviews.summary.clone().expect("a summary");
+    let e = s.evaluation.expect("the example has labels");
+    assert_eq!(e.rows, 1000);
+    assert!(s.flagged >= info.taught_rows, "rows it was taught are flagged: {}", s.flagged);
+}

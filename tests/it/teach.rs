@@ -87,7 +87,8 @@ fn the_held_out_score_is_the_share_of_held_out_rows_the_head_gets_right() {
     let split = teach::Split::new(&ex, 0.2, 42);
     let held: Vec<usize> = split.held_out.clone();
     assert_eq!(held.len(), taught.info.held_out_rows);
-    let vectors = embedder().embed(&held.iter().map(|&i| ex.texts[i].as_str()).collect::<Vec<_>>(), &mut |_| {}).unwrap();
+    let vectors =
+        embedder().embed(&held.iter().map(|&i| ex.texts[i].as_str()).collect::<Vec<_>>(), &mut |_| {}).unwrap();
     let right = held
         .iter()
         .zip(&vectors)
@@ -187,7 +188,11 @@ fn rows_that_were_taught_are_flagged_when_classified() {
     let home = tempfile::tempdir().expect("tmp");
     let train = head_of("product-reviews-uci.csv", 60, &home.path().join("few.csv"));
     assert!(duet(&["teach", train.to_str().unwrap()], home.path(), &[]).status.success());
-    let out = duet(&["classify", train.to_str().unwrap(), "--model", "taught:few", "--label-column", "label"], home.path(), &[]);
+    let out = duet(
+        &["classify", train.to_str().unwrap(), "--model", "taught:few", "--label-column", "label"],
+        home.path(),
+        &[],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("among the rows taught"), "{}", stdout(&out));
 }
@@ -208,7 +213,11 @@ fn bad_teaching_data_is_refused_or_reported_with_what_to_do() {
     let one_label = write("one.csv", "text,label\ngreat,positive\nlovely,positive\n");
     let out = teach_file(&one_label, &[]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("at least two labels") && stderr(&out).contains("only 'positive'"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("at least two labels") && stderr(&out).contains("only 'positive'"),
+        "{}",
+        stderr(&out)
+    );
 
     let lonely = write("lonely.csv", "text,label\ngreat,positive\nlovely,positive\nawful,negative\n");
     let out = teach_file(&lonely, &[]);

@@ -198,6 +198,8 @@ pub struct CloudClassifier {
     backend: CloudBackend,
     config: ClassifyConfig,
     cancel: Cancel,
+    /// Tokens sent and received so far (what the reviews cost).
+    pub usage: crate::engine::Usage,
 }
 
 impl CloudClassifier {
@@ -209,7 +211,7 @@ impl CloudClassifier {
             o.stream = false;
             o.top_logprobs = Some(5);
         });
-        Ok(CloudClassifier { backend, config, cancel })
+        Ok(CloudClassifier { backend, config, cancel, usage: Default::default() })
     }
 }
 
@@ -238,6 +240,8 @@ impl Classifier for CloudClassifier {
             }
             other => other?,
         };
+        self.usage.prompt_tokens += answer.usage.prompt_tokens;
+        self.usage.completion_tokens += answer.usage.completion_tokens;
         // With log-probabilities (OpenAI's `logprobs`), every label gets a probability.
         if let Some(scores) = label_probabilities(&answer.first_token_logprobs, &self.config.labels) {
             let best = argmax(&scores);

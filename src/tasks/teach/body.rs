@@ -52,11 +52,13 @@ pub fn fine_tune(
     on_step: &mut dyn FnMut(usize, usize, f32),
 ) -> Result<Weights, TeachError> {
     let device = Device::Cpu;
-    let fail = |why: String| TeachError::Embed(crate::embed::EmbedError::Load {
-        id: base.entry.id.clone(),
-        path: base.dir.display().to_string(),
-        why,
-    });
+    let fail = |why: String| {
+        TeachError::Embed(crate::embed::EmbedError::Load {
+            id: base.entry.id.clone(),
+            path: base.dir.display().to_string(),
+            why,
+        })
+    };
     let config_text = std::fs::read_to_string(base.dir.join("config.json")).map_err(|e| fail(e.to_string()))?;
     let config: Config = serde_json::from_str(&config_text).map_err(|e| fail(e.to_string()))?;
     let weights = candle_core::safetensors::load(base.dir.join("model.safetensors"), &device)?;
@@ -75,7 +77,11 @@ pub fn fine_tune(
         }
         // Warm up over the first tenth of the steps, then decay linearly (as sentence-transformers does).
         let warm = (steps / 10).max(1);
-        let scale = if step < warm { (step + 1) as f64 / warm as f64 } else { (steps - step) as f64 / (steps - warm).max(1) as f64 };
+        let scale = if step < warm {
+            (step + 1) as f64 / warm as f64
+        } else {
+            (steps - step) as f64 / (steps - warm).max(1) as f64
+        };
         opt.set_learning_rate(options.learning_rate * scale);
         let texts: Vec<&[u32]> = batch.iter().flat_map(|p| [ids[p.0].as_slice(), ids[p.1].as_slice()]).collect();
         let vectors = embed_batch(&model, &texts, &device)?;
@@ -121,7 +127,8 @@ struct Trainable {
 impl Trainable {
     fn new(config: &Config, mut weights: std::collections::HashMap<String, Tensor>) -> Result<Self, String> {
         let names: Vec<String> = weights.keys().filter(|n| *n != "embeddings.position_ids").cloned().collect();
-        let layers = (0..).take_while(|i| weights.contains_key(&format!("encoder.layer.{i}.output.dense.weight"))).count();
+        let layers =
+            (0..).take_while(|i| weights.contains_key(&format!("encoder.layer.{i}.output.dense.weight"))).count();
         let mut vars = Vec::new();
         for name in names {
             let t = weights.remove(&name).ok_or("missing")?.to_dtype(DType::F32).map_err(|e| e.to_string())?;
@@ -206,8 +213,9 @@ fn embed_batch(model: &Trainable, texts: &[&[u32]], device: &Device) -> candle_c
 /// different-label (target 0), in a seeded random order.
 fn draw_pairs(examples: &Examples, train: &[usize], count: usize, seed: u64) -> Vec<(usize, usize, f32)> {
     let mut rng = Rng::new(seed ^ 0x5e7f);
-    let by_label: Vec<Vec<usize>> =
-        (0..examples.labels.len()).map(|l| train.iter().copied().filter(|&i| examples.targets[i] == l).collect()).collect();
+    let by_label: Vec<Vec<usize>> = (0..examples.labels.len())
+        .map(|l| train.iter().copied().filter(|&i| examples.targets[i] == l).collect())
+        .collect();
     let usable: Vec<usize> = (0..by_label.len()).filter(|&l| by_label[l].len() >= 2).collect();
     let mut pairs = Vec::with_capacity(count);
     for k in 0..count {
@@ -218,7 +226,8 @@ fn draw_pairs(examples: &Examples, train: &[usize], count: usize, seed: u64) -> 
             pairs.push((group[a], group[b], 1.0));
         } else {
             let a = train[rng.below(train.len())];
-            let others: Vec<usize> = (0..by_label.len()).filter(|&l| l != examples.targets[a] && !by_label[l].is_empty()).collect();
+            let others: Vec<usize> =
+                (0..by_label.len()).filter(|&l| l != examples.targets[a] && !by_label[l].is_empty()).collect();
             if others.is_empty() {
                 continue;
             }

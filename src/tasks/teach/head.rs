@@ -108,8 +108,8 @@ pub fn train(
         for batch in order.chunks(options.batch.max(1)) {
             let idx = Tensor::new(batch, &device)?;
             let (bx, by) = (x.index_select(&idx, 0)?, y.index_select(&idx, 0)?);
-            let loss = (candle_nn::loss::cross_entropy(&logits(&bx, &w, &b)?, &by)?
-                + (w.sqr()?.sum_all()? * options.l2)?)?;
+            let loss =
+                (candle_nn::loss::cross_entropy(&logits(&bx, &w, &b)?, &by)? + (w.sqr()?.sum_all()? * options.l2)?)?;
             opt.backward_step(&loss)?;
         }
         let (train_loss, train_accuracy) = evaluate(&x, &y, &w, &b)?;

@@ -36,7 +36,9 @@ pub const DEFAULT_MAX_ROWS: usize = 10_000;
 pub enum TeachError {
     #[error("teaching needs at least two labels, and the label column has {}. Add rows with another label.", describe_labels(.0))]
     TooFewLabels(Vec<String>),
-    #[error("the label '{0}' has only one example; give at least two (eight or more teach much better), or remove that row")]
+    #[error(
+        "the label '{0}' has only one example; give at least two (eight or more teach much better), or remove that row"
+    )]
     OneExample(String),
     #[error("'{0}' cannot be a name: use letters, digits, '-', '_' or '.' (up to 64), such as reviews-v2")]
     BadName(String),
@@ -141,25 +143,33 @@ pub fn teach(
     let mut notes = examples.notes.clone();
     notes.extend(split.notes());
     let vectors = embed_all(base.embedder, &examples.texts, progress, cancel)?;
-    let (mut trained, held_out_vectors) =
-        teach_head(&vectors, examples, &split, options, progress, cancel, &mut |e| on_stage(Stage::Head { epoch: e, again: false }))?;
+    let mut trained = teach_head(&vectors, examples, &split, options, progress, cancel, &mut |e| {
+        on_stage(Stage::Head { epoch: e, again: false })
+    })?;
     let (mut body, mut frozen) = (None, None);
-    let mut final_vectors = held_out_vectors;
     if options.fine_tune_body {
-        let tensors = body::fine_tune(base, examples, &split, &options.body, options.seed, progress, cancel, &mut |done, total, loss| {
-            on_stage(Stage::Body { done, total, loss })
-        })?;
-        let tuned = Embedder::load_with(base.entry, base.dir, tensors.iter().map(|(n, _, v)| (n.clone(), v.clone())).collect())?;
+        let tensors = body::fine_tune(
+            base,
+            examples,
+            &split,
+            &options.body,
+            options.seed,
+            progress,
+            cancel,
+            &mut |done, total, loss| on_stage(Stage::Body { done, total, loss }),
+        )?;
+        let tuned = Embedder::load_with(
+            base.entry,
+            base.dir,
+            tensors.iter().map(|(n, _, v)| (n.clone(), v.clone())).collect(),
+        )?;
         let vectors = embed_all(&tuned, &examples.texts, progress, cancel)?;
         frozen = Some(best(&trained).held_out_accuracy);
-        let (again, hv) = teach_head(&vectors, examples, &split, options, progress, cancel, &mut |e| {
+        trained = teach_head(&vectors, examples, &split, options, progress, cancel, &mut |e| {
             on_stage(Stage::Head { epoch: e, again: true })
         })?;
-        trained = again;
-        final_vectors = hv;
         body = Some(tensors);
     }
-    let _ = final_vectors;
     let kept = best(&trained);
     let mut text_hashes: Vec<u64> = split.train.iter().map(|&i| text_hash(&examples.texts[i])).collect();
     text_hashes.sort_unstable();
@@ -202,7 +212,7 @@ fn best(trained: &head::Trained) -> Epoch {
     })
 }
 
-/// Train the head on the split's vectors; also returns the held-out vectors.
+/// Train the head on the split's vectors.
 fn teach_head(
     vectors: &[Vec<f32>],
     examples: &Examples,
@@ -211,7 +221,7 @@ fn teach_head(
     progress: &dyn Progress,
     cancel: &Cancel,
     on_epoch: &mut dyn FnMut(&Epoch),
-) -> Result<(head::Trained, Vec<Vec<f32>>), TeachError> {
+) -> Result<head::Trained, TeachError> {
     let pick = |idx: &[usize]| -> (Vec<Vec<f32>>, Vec<usize>) {
         (idx.iter().map(|&i| vectors[i].clone()).collect(), idx.iter().map(|&i| examples.targets[i]).collect())
     };
@@ -234,7 +244,7 @@ fn teach_head(
     if cancel.is_cancelled() {
         return Err(TeachError::Cancelled);
     }
-    Ok((trained, hx))
+    Ok(trained)
 }
 
 /// Every text's vector, in chunks so a stop is honoured within a second or two.
@@ -312,6 +322,10 @@ pub fn import(data_dir: &Path, file: &Path, name: Option<&str>, embedder_id: &st
     Ok(taught.info)
 }
 
+/// Reviews embedded at once when classifying: enough to pack several per
+/// forward pass on every core.
+const BATCH: usize = 64;
+
 /// The note on a row the model was taught: right answers there prove little.
 pub const TAUGHT_NOTE: &str = "this text was among the rows taught, so its label proves little";
 
@@ -342,12 +356,7 @@ impl TaughtClassifier {
     fn verdict(&self, vector: &[f32]) -> Verdict {
         let scores = self.taught.head.probabilities(vector);
         let best = (0..scores.len()).fold(0, |b, i| if scores[i] > scores[b] { i } else { b });
-        Verdict {
-            label: self.taught.info.labels[best].clone(),
-            confidence: scores[best],
-            scores,
-            note: String::new(),
-        }
+        Verdict { label: self.taught.info.labels[best].clone(), confidence: scores[best], scores, note: String::new() }
     }
 }
 
@@ -357,11 +366,11 @@ impl Classifier for TaughtClassifier {
     }
 
     fn classify(&mut self, review: &str) -> Result<Verdict, ClassifyError> {
-        Ok(self.classify_batch(&[review])?.pop().unwrap_or_else(|| self.verdict(&[])))
+        self.classify_batch(&[review])?.pop().ok_or_else(|| ClassifyError::Taught("no vector came back".into()))
     }
 
     fn batch_size(&self) -> usize {
-        64
+        BATCH
     }
 
     fn classify_batch(&mut self, reviews: &[&str]) -> Result<Vec<Verdict>, ClassifyError> {
@@ -377,5 +386,48 @@ impl Classifier for TaughtClassifier {
                 verdict
             })
             .collect())
+    }
+}
+
+/// A [`TaughtClassifier`] opened on first use: loading (and maybe fetching)
+/// the embedding model belongs on the run's worker thread, not the window's.
+pub struct LazyTaught {
+    name: String,
+    open: Option<Box<dyn FnOnce() -> Result<TaughtClassifier, TeachError> + Send>>,
+    inner: Result<Option<TaughtClassifier>, String>,
+}
+
+impl LazyTaught {
+    pub fn new(name: &str, open: impl FnOnce() -> Result<TaughtClassifier, TeachError> + Send + 'static) -> Self {
+        LazyTaught { name: name.to_string(), open: Some(Box::new(open)), inner: Ok(None) }
+    }
+
+    fn get(&mut self) -> Result<&mut TaughtClassifier, ClassifyError> {
+        if let Some(open) = self.open.take() {
+            self.inner = open().map(Some).map_err(|e| e.to_string());
+        }
+        match &mut self.inner {
+            Ok(Some(c)) => Ok(c),
+            Ok(None) => Err(ClassifyError::Taught("it was never opened".into())),
+            Err(e) => Err(ClassifyError::Taught(e.clone())),
+        }
+    }
+}
+
+impl Classifier for LazyTaught {
+    fn backend_label(&self) -> String {
+        format!("taught:{}", self.name)
+    }
+
+    fn classify(&mut self, review: &str) -> Result<Verdict, ClassifyError> {
+        self.get()?.classify(review)
+    }
+
+    fn batch_size(&self) -> usize {
+        BATCH
+    }
+
+    fn classify_batch(&mut self, reviews: &[&str]) -> Result<Vec<Verdict>, ClassifyError> {
+        self.get()?.classify_batch(reviews)
     }
 }

@@ -4,6 +4,7 @@
 //! labels, embedding model, data hash, metrics, curve, date. The stored file
 //! *is* the export format, so export is a copy and import a check and a copy.
 
+use super::body::Weights;
 use super::head::{Epoch, Head};
 use super::TeachError;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
@@ -57,7 +58,7 @@ pub struct TaughtInfo {
 pub struct Taught {
     pub info: TaughtInfo,
     pub head: Head,
-    pub body: Option<Vec<(String, Vec<usize>, Vec<f32>)>>,
+    pub body: Option<Weights>,
     /// Sorted.
     pub text_hashes: Vec<u64>,
 }
@@ -131,7 +132,8 @@ pub fn write(taught: &Taught, path: &Path) -> Result<(), TeachError> {
         .map(|(n, d, s, b)| TensorView::new(*d, s.clone(), b).map(|v| (n.clone(), v)))
         .collect::<Result<_, _>>()
         .map_err(|e| TeachError::Io(path.display().to_string(), e.to_string()))?;
-    let header = serde_json::to_string(&taught.info).map_err(|e| TeachError::Io(path.display().to_string(), e.to_string()))?;
+    let header =
+        serde_json::to_string(&taught.info).map_err(|e| TeachError::Io(path.display().to_string(), e.to_string()))?;
     safetensors::serialize_to_file(views, Some(HashMap::from([(META_KEY.to_string(), header)])), path)
         .map_err(|e| TeachError::Io(path.display().to_string(), e.to_string()))
 }
@@ -153,7 +155,11 @@ pub fn read(path: &Path) -> Result<Taught, TeachError> {
     let (wshape, weight) = f32s("head.weight")?;
     let (_, bias) = f32s("head.bias")?;
     if wshape != [info.labels.len(), info.dim] || bias.len() != info.labels.len() {
-        return Err(bad(format!("the head is {wshape:?}, and the header says {} labels × {}", info.labels.len(), info.dim)));
+        return Err(bad(format!(
+            "the head is {wshape:?}, and the header says {} labels × {}",
+            info.labels.len(),
+            info.dim
+        )));
     }
     let hashes = tensors.tensor("taught.text_hashes").map_err(|e| bad(e.to_string()))?;
     let mut text_hashes: Vec<u64> = hashes
@@ -163,7 +169,8 @@ pub fn read(path: &Path) -> Result<Taught, TeachError> {
         .collect();
     text_hashes.sort_unstable();
     let body = if info.body_fine_tuned {
-        let mut names: Vec<String> = tensors.names().into_iter().filter(|n| n.starts_with(BODY_PREFIX)).map(str::to_string).collect();
+        let mut names: Vec<String> =
+            tensors.names().into_iter().filter(|n| n.starts_with(BODY_PREFIX)).map(str::to_string).collect();
         names.sort();
         if names.is_empty() {
             return Err(bad("the header says the body was fine-tuned, and the file has no body".into()));
@@ -208,7 +215,8 @@ fn info_of(bytes: &[u8]) -> Result<TaughtInfo, String> {
         .and_then(|m| m.get(META_KEY))
         .and_then(|m| m.as_str())
         .ok_or("it is a safetensors file, but not one duet taught (no duet.taught header)")?;
-    let info: TaughtInfo = serde_json::from_str(meta).map_err(|e| format!("its duet.taught header is unreadable: {e}"))?;
+    let info: TaughtInfo =
+        serde_json::from_str(meta).map_err(|e| format!("its duet.taught header is unreadable: {e}"))?;
     if info.format > FORMAT {
         return Err(format!("it was written by a newer duet (format {}); update duet to use it", info.format));
     }
