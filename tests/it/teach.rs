@@ -260,3 +260,24 @@ fn bad_teaching_data_is_refused_or_reported_with_what_to_do() {
     assert!(why.contains("bge-small-en") && why.contains("minilm-l6-v2"), "{why}");
     assert!(!teach::path_of(&paths.data_dir, "foreign").unwrap().exists(), "nothing is stored");
 }
+
+#[test]
+fn a_stopped_teaching_saves_nothing_and_says_so() {
+    let (entry, dir) = embedder_dir();
+    let base = Base { entry: &entry, dir: &dir, embedder: embedder() };
+    let source = SourceInfo::default();
+    let cancel = Cancel::new();
+    let ex = examples("product-reviews-uci.csv", 200);
+    // Stopped while the head learns (its second epoch).
+    let stopped = teach::teach(&base, &ex, &source, &TeachOptions::new("stopped"), &Silent, &cancel, &mut |stage| {
+        if let teach::Stage::Head { epoch, .. } = stage {
+            if epoch.epoch == 2 {
+                cancel.cancel();
+            }
+        }
+    });
+    match stopped {
+        Err(e) => assert_eq!(e.to_string(), "teaching was stopped; nothing was saved"),
+        Ok(_) => panic!("a stopped teaching returns no model"),
+    }
+}

@@ -322,9 +322,9 @@ pub fn import(data_dir: &Path, file: &Path, name: Option<&str>, embedder_id: &st
     Ok(taught.info)
 }
 
-/// Reviews embedded at once when classifying: enough to pack several per
-/// forward pass on every core.
-const BATCH: usize = 64;
+/// Reviews embedded at once when classifying: enough packs of them for every
+/// core to stay busy to the end (256: 270 reviews/s here, 64: 240).
+const BATCH: usize = 256;
 
 /// The note on a row the model was taught: right answers there prove little.
 pub const TAUGHT_NOTE: &str = "this text was among the rows taught, so its label proves little";
