@@ -86,6 +86,15 @@ sleep 15
 shot documents
 close_app
 
+# Teaching from the example data (Reviews → Teach a classifier).
+open_app reviews
+click 185 70
+click 70 93
+click 40 339
+sleep 12
+shot teach
+close_app
+
 for screen in reviews models settings; do
   open_app "$screen"
   shot "$screen"

@@ -425,7 +425,9 @@ impl ReviewsScreen {
         }
         if let Some(f) = self.file.clone() {
             ui.horizontal(|ui| {
-                ui.label(format!("File: {}", f.display()));
+                // The name only (the whole path on hover): a long path would widen the panel.
+                let name = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                ui.label(format!("File: {name}")).on_hover_text(f.display().to_string());
                 if ui.small_button("x").on_hover_text("Use pasted text instead").clicked() {
                     self.file = None;
                 }

@@ -185,8 +185,12 @@ impl TeachPanel {
             (None, Some(Ok(info))) => info.curve.clone(),
             _ => Vec::new(),
         };
+        let kept = match (&self.job, &self.result) {
+            (None, Some(Ok(info))) => Some(info.best_epoch),
+            _ => None,
+        };
         if !curve.is_empty() {
-            learning_curve(ui, &curve);
+            learning_curve(ui, &curve, kept);
         }
         match &self.result {
             Some(Ok(info)) => {
@@ -246,8 +250,8 @@ impl TeachPanel {
     }
 }
 
-/// Training and held-out accuracy per epoch.
-fn learning_curve(ui: &mut egui::Ui, curve: &[Epoch]) {
+/// Training and held-out accuracy per epoch, and the epoch whose weights were kept.
+fn learning_curve(ui: &mut egui::Ui, curve: &[Epoch], kept: Option<usize>) {
     let line = |f: fn(&Epoch) -> f32| curve.iter().map(|e| [e.epoch as f64, 100.0 * f(e) as f64]).collect::<Vec<_>>();
     egui_plot::Plot::new("learning_curve")
         .height(220.0)
@@ -262,5 +266,8 @@ fn learning_curve(ui: &mut egui::Ui, curve: &[Epoch]) {
         .show(ui, |plot| {
             plot.line(egui_plot::Line::new("rows taught", line(|e| e.train_accuracy)));
             plot.line(egui_plot::Line::new("rows held out", line(|e| e.held_out_accuracy)));
+            if let Some(epoch) = kept {
+                plot.vline(egui_plot::VLine::new("kept", epoch as f64));
+            }
         });
 }
