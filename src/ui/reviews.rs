@@ -460,7 +460,7 @@ impl ReviewsScreen {
                 ui.colored_label(ui.visuals().error_fg_color, e);
             }
             ui.separator();
-            ui.collapsing("Taught models", |ui| self.teach.list_ui(ui, &services.paths.data_dir));
+            ui.collapsing("Taught models", |ui| self.teach.list_ui(ui, services));
             return;
         }
         let taught_labels = self
@@ -697,9 +697,7 @@ impl ReviewsScreen {
             if ui.button("Export CSV…").clicked() {
                 let mut buf = Vec::new();
                 match export_csv(&self.headers_of_shown, &self.rows, &mut buf) {
-                    Ok(()) => {
-                        services.save_dialog("reviews-labeled.csv".into(), String::from_utf8_lossy(&buf).into_owned())
-                    }
+                    Ok(()) => services.save_dialog("reviews-labeled.csv".into(), buf),
                     Err(e) => self.error = Some(format!("could not write the CSV: {e}")),
                 }
             }

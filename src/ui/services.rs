@@ -114,8 +114,8 @@ impl Services {
 
     /// Ask where to save `content`, then write it; the outcome becomes a notice.
     /// The dialog runs on its own thread so the window keeps drawing.
-    pub fn save_dialog(&self, file_name: String, content: String) {
-        let (tx, wake) = (self.notices.0.clone(), self.wake.clone());
+    pub fn save_dialog(&self, file_name: String, content: impl Into<Vec<u8>>) {
+        let (tx, wake, content) = (self.notices.0.clone(), self.wake.clone(), content.into());
         let exports = self.paths.data_dir.join("exports");
         let _ = std::thread::Builder::new().name("duet-save".into()).spawn(move || {
             let asked = std::time::Instant::now();

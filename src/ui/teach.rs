@@ -43,6 +43,8 @@ pub struct TeachPanel {
     pub result: Option<Result<TaughtInfo, String>>,
     /// The taught models on disk, read again after anything changes them.
     models: Option<Vec<TaughtInfo>>,
+    /// A file being picked to import.
+    importing: Option<Pending<Option<PathBuf>>>,
 }
 
 impl TeachPanel {
@@ -168,7 +170,12 @@ impl TeachPanel {
             job.progress.ui(ui, Some(&job.cancel));
         } else {
             let can = source.is_some() && !self.name.trim().is_empty();
+            let name = self.name.trim().to_string();
+            let replaces = self.models(&services.paths.data_dir).iter().any(|m| m.name == name);
             let button = ui.add_enabled(can, egui::Button::new("Teach"));
+            if replaces {
+                ui.weak(format!("A taught model named {name} is here: teaching replaces it."));
+            }
             if let (true, Some(s)) = (button.clicked(), source) {
                 self.start(services, s);
             }
@@ -224,8 +231,16 @@ impl TeachPanel {
         }
     }
 
-    /// Taught models with a Remove button each.
-    pub fn list_ui(&mut self, ui: &mut egui::Ui, data_dir: &Path) {
+    /// Taught models with Export and Remove buttons each, and Import.
+    pub fn list_ui(&mut self, ui: &mut egui::Ui, services: &Services) {
+        let data_dir = services.paths.data_dir.as_path();
+        if let Some(path) = super::pending::picked(&mut self.importing) {
+            self.import(services, &path);
+        }
+        if ui.button("Import a taught model…").on_hover_text("A file made by Export (or duet teach export)").clicked()
+        {
+            self.importing = Some(services.open_dialog("Taught model", &["safetensors"]));
+        }
         let models = self.models(data_dir).to_vec();
         if models.is_empty() {
             ui.weak("None yet.");
@@ -239,6 +254,14 @@ impl TeachPanel {
                     m.labels.join(", "),
                     crate::engine::local::template::iso_day(m.created_at)
                 ));
+                if ui.small_button("Export…").on_hover_text("One file: weights and what it is").clicked() {
+                    match teach::path_of(data_dir, &m.name).and_then(|p| {
+                        std::fs::read(&p).map_err(|e| teach::TeachError::Io(p.display().to_string(), e.to_string()))
+                    }) {
+                        Ok(bytes) => services.save_dialog(format!("{}.safetensors", m.name), bytes),
+                        Err(e) => self.result = Some(Err(e.to_string())),
+                    }
+                }
                 if ui.small_button("Remove").clicked() {
                     if let Err(e) = teach::remove(data_dir, &m.name) {
                         self.result = Some(Err(e.to_string()));
@@ -247,6 +270,15 @@ impl TeachPanel {
                 }
             });
         }
+    }
+}
+
+impl TeachPanel {
+    /// Store a taught model from a file, refusing one taught on another embedding model.
+    fn import(&mut self, services: &Services, path: &Path) {
+        let ours = services.catalog.default_embedder().map(|e| e.id.clone()).unwrap_or_default();
+        self.result = Some(teach::import(&services.paths.data_dir, path, None, &ours).map_err(|e| e.to_string()));
+        self.models = None;
     }
 }
 

@@ -169,6 +169,8 @@ fn duet_teach_then_classify_list_export_import_and_remove() {
     let other_home = tempfile::tempdir().expect("tmp");
     let i = duet(&["teach", "import", exported.to_str().unwrap(), "--name", "phones2"], other_home.path(), &[]);
     assert!(i.status.success(), "{}", stderr(&i));
+    let twice = duet(&["teach", "import", exported.to_str().unwrap(), "--name", "phones2"], other_home.path(), &[]);
+    assert!(stderr(&twice).contains("already here"), "an import never replaces a model: {}", stderr(&twice));
     // The imported model labels every row exactly as the original.
     let second_csv = home.path().join("b.csv");
     let a2 = args("phones2", &second_csv);

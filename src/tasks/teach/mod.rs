@@ -44,6 +44,8 @@ pub enum TeachError {
     BadName(String),
     #[error("there is no taught model '{0}'. See them with: duet teach list")]
     NotFound(String),
+    #[error("a taught model '{0}' is already here; import it under another name (duet teach import FILE --name NEW) or remove that one first")]
+    Exists(String),
     #[error("{path} was taught on vectors of the embedding model {theirs}, and this duet embeds with {ours}: its head would read vectors it never saw. Teach it again here from the same data.")]
     OtherEmbedder { path: String, theirs: String, ours: String },
     #[error("{0} is not a taught model duet can read: {1}")]
@@ -310,7 +312,8 @@ pub fn export(data_dir: &Path, name: &str, to: &Path) -> Result<(), TeachError> 
 }
 
 /// Check `file` (a whole read, not only its header) and store it as `name`
-/// (or the name inside it). Refused when taught on another embedding model.
+/// (or the name inside it). Refused when taught on another embedding model,
+/// or when a model of that name is here already (it is never replaced).
 pub fn import(data_dir: &Path, file: &Path, name: Option<&str>, embedder_id: &str) -> Result<TaughtInfo, TeachError> {
     let mut taught = read(file)?;
     same_embedder(&taught.info, file, embedder_id)?;
@@ -318,6 +321,9 @@ pub fn import(data_dir: &Path, file: &Path, name: Option<&str>, embedder_id: &st
         taught.info.name = name.to_string();
     }
     let to = path_of(data_dir, &taught.info.name)?;
+    if to.exists() {
+        return Err(TeachError::Exists(taught.info.name));
+    }
     write(&taught, &to)?;
     Ok(taught.info)
 }
