@@ -283,3 +283,67 @@ fn a_stopped_teaching_saves_nothing_and_says_so() {
         Ok(_) => panic!("a stopped teaching returns no model"),
     }
 }
+
+#[test]
+fn any_label_set_is_taught_not_only_positive_and_negative() {
+    let food = [
+        "The soup was cold",
+        "Dumplings were delicious",
+        "The pasta tasted bland",
+        "Best pizza crust ever",
+        "The curry was far too salty",
+        "Fresh bread and great cheese",
+        "The steak was overcooked",
+        "Lovely crispy fries",
+        "The salad was wilted",
+        "Amazing chocolate cake",
+        "The noodles were soggy",
+        "Perfectly grilled fish",
+    ];
+    let service = [
+        "The waiter ignored us",
+        "Staff were friendly and quick",
+        "We waited an hour to be seated",
+        "Our server was very attentive",
+        "Nobody refilled our water",
+        "The host greeted us warmly",
+        "The waitress was rude",
+        "They remembered our names",
+        "Service was painfully slow",
+        "The manager fixed our order at once",
+        "Nobody took our order for ages",
+        "Very polite and helpful staff",
+    ];
+    let price = [
+        "Far too expensive for the portions",
+        "Great value for money",
+        "The bill was shockingly high",
+        "Cheap and cheerful",
+        "Overpriced drinks",
+        "Prices are very fair",
+        "Twenty dollars for a sandwich is absurd",
+        "Affordable lunch menu",
+        "They charged us for tap water",
+        "Reasonable prices for the area",
+        "The wine markup is outrageous",
+        "Cheaper than anywhere nearby",
+    ];
+    let mut pairs = Vec::new();
+    for (texts, label) in [(&food, "food"), (&service, "service"), (&price, "price")] {
+        pairs.extend(texts.iter().map(|t| (*t, label)));
+    }
+    let ex = Examples::from_pairs(pairs);
+    let mut options = TeachOptions::new("topics");
+    options.held_out = 0.25;
+    let taught = teach_lib(&ex, &options);
+    assert_eq!(taught.info.labels, ["food", "service", "price"]);
+    assert!(taught.info.held_out_accuracy >= 0.75, "{:?}", taught.info);
+    let (entry, dir) = embedder_dir();
+    let mut c = TaughtClassifier::new(taught, &entry, &dir).expect("loads");
+    let said = c
+        .classify_batch(&["The lamb was tender and juicy", "Our waiter was wonderful", "Way too pricey"])
+        .expect("classifies");
+    let labels: Vec<&str> = said.iter().map(|v| v.label.as_str()).collect();
+    assert_eq!(labels, ["food", "service", "price"]);
+    assert!(said.iter().all(|v| v.scores.len() == 3 && (v.scores.iter().sum::<f64>() - 1.0).abs() < 1e-9));
+}
