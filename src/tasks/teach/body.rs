@@ -40,6 +40,11 @@ impl Default for BodyOptions {
 /// The fine-tuned weights: (name, shape, values), named as in the base model's file.
 pub type Weights = Vec<(String, Vec<usize>, Vec<f32>)>;
 
+/// The weights as the embedder reads them (name → values).
+pub fn by_name(weights: &Weights) -> std::collections::HashMap<String, Vec<f32>> {
+    weights.iter().map(|(n, _, v)| (n.clone(), v.clone())).collect()
+}
+
 #[allow(clippy::too_many_arguments)]
 pub fn fine_tune(
     base: &Base,

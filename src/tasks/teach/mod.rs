@@ -160,11 +160,7 @@ pub fn teach(
             cancel,
             &mut |done, total, loss| on_stage(Stage::Body { done, total, loss }),
         )?;
-        let tuned = Embedder::load_with(
-            base.entry,
-            base.dir,
-            tensors.iter().map(|(n, _, v)| (n.clone(), v.clone())).collect(),
-        )?;
+        let tuned = Embedder::load_with(base.entry, base.dir, body::by_name(&tensors))?;
         let vectors = embed_all(&tuned, &examples.texts, progress, cancel)?;
         frozen = Some(best(&trained).held_out_accuracy);
         trained = teach_head(&vectors, examples, &split, options, progress, cancel, &mut |e| {

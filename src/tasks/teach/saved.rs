@@ -71,7 +71,7 @@ impl Taught {
 
     /// The fine-tuned body as the embedder reads it (name → values).
     pub fn body_tensors(&self) -> Option<HashMap<String, Vec<f32>>> {
-        self.body.as_ref().map(|b| b.iter().map(|(n, _, v)| (n.clone(), v.clone())).collect())
+        self.body.as_ref().map(super::body::by_name)
     }
 }
 
