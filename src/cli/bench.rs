@@ -151,7 +151,6 @@ fn bench_teach(store: &Store, catalog: &Catalog, train: &Path, test: &Path, a: &
     use crate::bench::teach::{measure, render, split_rows, Report, Row};
     use crate::tasks::classify::{ClassifyConfig, CloudClassifier, LocalClassifier};
     use crate::tasks::teach::{self, Base, SourceInfo, TaughtClassifier, TeachOptions};
-    use anyhow::Context;
     let read = |path: &Path| -> Result<crate::tasks::teach::Examples> {
         let table = crate::tasks::input::Table::open(path)?;
         let text = table.headers[table.guess_text_column()].clone();
@@ -160,9 +159,8 @@ fn bench_teach(store: &Store, catalog: &Catalog, train: &Path, test: &Path, a: &
     let examples = read(train)?;
     examples.check()?;
     let tests = split_rows(&read(test)?, &a.split).map_err(anyhow::Error::msg)?;
-    let entry = catalog.default_embedder().cloned().context("the catalog has no embedding model")?;
     let bar = TerminalBar::new();
-    let dir = store.ensure(&entry, &bar, &interrupt().0)?;
+    let (entry, dir) = teach::embedding_base(store, catalog, &bar, &interrupt().0)?;
     let embedder = crate::embed::Embedder::load(&entry, &dir)?;
     let base = Base { entry: &entry, dir: &dir, embedder: &embedder };
     let source = SourceInfo { file_name: file_label(train), text_column: "text".into(), label_column: "label".into() };

@@ -81,8 +81,9 @@ pub fn classify(store: &Store, catalog: &Catalog, a: ClassifyArgs) -> Result<()>
         }
         if resumed.backend.is_local() {
             // A run classified by a taught model goes on with it unless told otherwise.
-            let wanted =
-                a.model.model.clone().or_else(|| resumed.config.model.clone().filter(|m| m.starts_with("taught:")));
+            let wanted = a.model.model.clone().or_else(|| {
+                resumed.config.model.clone().filter(|m| crate::tasks::teach::taught_name(Some(m)).is_some())
+            });
             let loaded = local_model_name(store, catalog, wanted.as_deref())?;
             match resumed.claim_model(&db, &loaded) {
                 Err(ClassifyError::OtherModel(why)) => bail!("{why} (--model picks the model)"),
@@ -106,14 +107,9 @@ pub fn classify(store: &Store, catalog: &Catalog, a: ClassifyArgs) -> Result<()>
         if !repeats.is_empty() {
             eprintln!("note: {} listed twice; each label counts once", repeats.join(", "));
         }
-        let taught = super::teach::taught_name(a.model.model.as_deref());
         // A taught model knows its labels; --labels cannot change them.
-        let labels = match taught {
-            Some(name) => {
-                let info = crate::tasks::teach::read_info(&crate::tasks::teach::path_of(&paths.data_dir, name)?)
-                    .map_err(|_| crate::tasks::teach::TeachError::NotFound(name.to_string()))?;
-                info.labels
-            }
+        let labels = match crate::tasks::teach::taught_name(a.model.model.as_deref()) {
+            Some(name) => crate::tasks::teach::labels_of(&paths.data_dir, name)?,
             None => labels,
         };
         let mut classify = ClassifyConfig::new(labels);
@@ -163,8 +159,8 @@ fn write_example(paths: &Paths) -> Result<PathBuf> {
 
 /// What a local run is tied to: `taught:NAME`, or the model file's name.
 fn local_model_name(store: &Store, catalog: &Catalog, model: Option<&str>) -> Result<String> {
-    match super::teach::taught_name(model) {
-        Some(name) => Ok(format!("taught:{name}")),
+    match crate::tasks::teach::taught_name(model) {
+        Some(name) => Ok(crate::tasks::teach::model_spec(name)),
         None => Ok(file_name(&resolve_model(store, catalog, model)?)),
     }
 }
@@ -178,8 +174,9 @@ fn make_classifier(
     model: Option<&str>,
     a: &ClassifyArgs,
 ) -> Result<Box<dyn Classifier>> {
-    if let (true, Some(name)) = (backend.is_local(), super::teach::taught_name(model)) {
-        return Ok(Box::new(super::teach::taught_classifier(store, catalog, name)?));
+    if let (true, Some(name)) = (backend.is_local(), crate::tasks::teach::taught_name(model)) {
+        let taught = crate::tasks::teach::load_classifier(store, catalog, name, &TerminalBar::new(), &interrupt().0)?;
+        return Ok(Box::new(taught));
     }
     if backend.is_local() {
         let path = resolve_model(store, catalog, a.model.model.as_deref())?;

@@ -2,14 +2,13 @@
 //! remove, export and import taught models.
 
 use super::interrupt;
-use crate::catalog::{Catalog, ModelEntry};
+use crate::catalog::Catalog;
 use crate::config::Paths;
-use crate::embed::Embedder;
 use crate::progress::{Progress, Silent, TerminalBar};
 use crate::store::Store;
 use crate::tasks::input::Table;
-use crate::tasks::teach::{self, Base, SourceInfo, Stage, TaughtClassifier, TaughtInfo, TeachError, TeachOptions};
-use anyhow::{bail, Context, Result};
+use crate::tasks::teach::{self, FileSource, Stage, TaughtInfo, TeachError, TeachOptions};
+use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
 use std::io::Write;
 use std::path::PathBuf;
@@ -88,7 +87,7 @@ pub fn teach_command(store: &Store, catalog: &Catalog, a: TeachArgs) -> Result<(
             Ok(())
         }
         Some(TeachAction::Import { ref file, ref name }) => {
-            let entry = embedder_entry(catalog)?;
+            let entry = catalog.default_embedder().ok_or(TeachError::NoEmbedder)?;
             let info = teach::import(&paths.data_dir, file, name.as_deref(), &entry.id)?;
             println!(
                 "imported {} ({}; held-out accuracy {:.1}%)",
@@ -120,32 +119,31 @@ fn teach_file(store: &Store, catalog: &Catalog, a: &TeachArgs) -> Result<()> {
     let bar = TerminalBar::new();
     let silent = Silent;
     let progress: &dyn Progress = if a.json { &silent } else { &bar };
-    let examples = teach::read_examples(table, &text_column, &label_column, a.max_rows.max(2), a.seed, progress)?;
-    examples.check()?;
-    let (entry, dir) = embedder_base(store, catalog, progress)?;
-    let embedder = Embedder::load(&entry, &dir)?;
     let mut options = TeachOptions::new(&name);
     options.seed = a.seed;
     options.held_out = a.held_out.clamp(0.05, 0.5);
     options.head.max_epochs = a.epochs.max(1);
     options.fine_tune_body = a.fine_tune_body;
     options.body.pairs = a.pairs.max(2);
-    let source = SourceInfo {
-        file_name: file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
-        text_column,
-        label_column,
-    };
-    let cancel = interrupt().0.clone();
-    let base = Base { entry: &entry, dir: &dir, embedder: &embedder };
+    let source = FileSource { file: file.clone(), text_column, label_column };
     let mut last_body_note = std::time::Instant::now();
-    let taught = teach::teach(&base, &examples, &source, &options, progress, &cancel, &mut |stage| {
-        if let Stage::Body { done, total, loss } = stage {
-            if last_body_note.elapsed().as_secs() >= 30 || done == total {
-                progress.note(&format!("body: step {done} of {total}, pair loss {loss:.4}"));
-                last_body_note = std::time::Instant::now();
+    let taught = teach::teach_file(
+        store,
+        catalog,
+        &source,
+        a.max_rows.max(2),
+        &options,
+        progress,
+        &interrupt().0,
+        &mut |stage| {
+            if let Stage::Body { done, total, loss } = stage {
+                if last_body_note.elapsed().as_secs() >= 30 || done == total {
+                    progress.note(&format!("body: step {done} of {total}, pair loss {loss:.4}"));
+                    last_body_note = std::time::Instant::now();
+                }
             }
-        }
-    })?;
+        },
+    )?;
     let path = teach::path_of(&store.paths().data_dir, &name)?;
     let replaced = path.exists();
     teach::write(&taught, &path)?;
@@ -159,7 +157,7 @@ fn teach_file(store: &Store, catalog: &Catalog, a: &TeachArgs) -> Result<()> {
     }
     describe(&mut out, &taught.info)?;
     writeln!(out, "{} {}", if replaced { "replaced" } else { "saved" }, path.display())?;
-    writeln!(out, "Use it: duet classify FILE --model taught:{name}")?;
+    writeln!(out, "Use it: duet classify FILE --model {}", teach::model_spec(&name))?;
     Ok(())
 }
 
@@ -224,28 +222,4 @@ fn list(paths: &Paths, json: bool) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// The catalog's embedding model.
-fn embedder_entry(catalog: &Catalog) -> Result<ModelEntry, TeachError> {
-    catalog.default_embedder().cloned().ok_or(TeachError::NoEmbedder)
-}
-
-/// The embedding model's entry and folder, fetched first if it is missing.
-fn embedder_base(store: &Store, catalog: &Catalog, progress: &dyn Progress) -> Result<(ModelEntry, PathBuf)> {
-    let entry = embedder_entry(catalog)?;
-    let dir = store.ensure(&entry, progress, &interrupt().0).context("the embedding model is needed to teach")?;
-    Ok((entry, dir))
-}
-
-/// `taught:NAME` of `--model`, if that is what it names.
-pub fn taught_name(model: Option<&str>) -> Option<&str> {
-    model.and_then(|m| m.strip_prefix("taught:")).map(str::trim)
-}
-
-/// Load taught model `name`, ready to classify.
-pub fn taught_classifier(store: &Store, catalog: &Catalog, name: &str) -> Result<TaughtClassifier> {
-    let (entry, dir) = embedder_base(store, catalog, &TerminalBar::new())?;
-    let taught = teach::open(&store.paths().data_dir, name, &entry.id)?;
-    Ok(TaughtClassifier::new(taught, &entry, &dir)?)
 }

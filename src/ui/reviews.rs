@@ -6,7 +6,7 @@ use super::cached::Cached;
 use super::pending::{picked, Pending, Polled};
 use super::progress::GuiProgress;
 use super::services::{or_notice, LocalState, Services};
-use super::teach::{TeachPanel, TeachSource};
+use super::teach::{FileSource, TeachPanel};
 use super::widgets::{dropped_files, path_field, side_width};
 use crate::db::{Db, RunInfo, RunRow, RunStatus};
 use crate::engine::{BackendSpec, Cancel, DataLocation};
@@ -212,7 +212,7 @@ impl ReviewsScreen {
         // Pasted text has no columns to choose: its one column is the text.
         let from_file = |c: &String| Some(c.clone()).filter(|c| !c.is_empty() && self.file.is_some());
         let model = match (&services.local, &self.backend, &taught) {
-            (_, BackendSpec::Local, Some(name)) => Some(format!("taught:{name}")),
+            (_, BackendSpec::Local, Some(name)) => Some(crate::tasks::teach::model_spec(name)),
             (LocalState::Ready(engine), BackendSpec::Local, None) => Some(engine.name.clone()),
             _ => None,
         };
@@ -243,7 +243,7 @@ impl ReviewsScreen {
         self.error = None;
         let result = (|| {
             let mut resumed = resume_run(&services.db, run_id, crate::db::now_s()).map_err(|e| e.to_string())?;
-            let taught = resumed.config.model.as_deref().and_then(|m| m.strip_prefix("taught:")).map(str::to_string);
+            let taught = crate::tasks::teach::taught_name(resumed.config.model.as_deref()).map(str::to_string);
             if resumed.backend.is_local() && taught.is_none() {
                 let loaded = services.local_engine().map_err(|e| e.to_string())?.name.clone();
                 resumed.claim_model(&services.db, &loaded).map_err(|e| e.to_string())?;
@@ -559,9 +559,9 @@ impl ReviewsScreen {
     }
 
     /// The chosen file, when it has a known-labels column to learn from.
-    fn teach_source(&self) -> Option<TeachSource> {
+    fn teach_source(&self) -> Option<FileSource> {
         let file = self.file.clone()?;
-        (!self.label_column.is_empty()).then(|| TeachSource {
+        (!self.label_column.is_empty()).then(|| FileSource {
             file,
             text_column: self.text_column.clone(),
             label_column: self.label_column.clone(),
@@ -575,7 +575,7 @@ impl ReviewsScreen {
         let Ok(config) = serde_json::from_str::<RunConfig>(&info.config_json) else { return };
         let (Some(label_column), false) = (config.label_column, self.teach.is_running()) else { return };
         let source = PathBuf::from(&info.source);
-        if !source.exists() || config.model.as_deref().is_some_and(|m| m.starts_with("taught:")) {
+        if !source.exists() || crate::tasks::teach::taught_name(config.model.as_deref()).is_some() {
             return;
         }
         if ui.button("Teach a classifier from these labeled rows").clicked() {
@@ -878,8 +878,8 @@ fn classifier(
     config: &RunConfig,
     cancel: &Cancel,
 ) -> Result<Box<dyn Classifier + Send>, String> {
-    if let (true, Some(name)) = (backend.is_local(), config.model.as_deref().and_then(|m| m.strip_prefix("taught:"))) {
-        return Ok(Box::new(taught_classifier(services, name)?));
+    if let (true, Some(name)) = (backend.is_local(), crate::tasks::teach::taught_name(config.model.as_deref())) {
+        return Ok(Box::new(taught_classifier(services, name)));
     }
     let config = config.classify.clone();
     let built: Result<Box<dyn Classifier + Send>, ClassifyError> = match backend {
@@ -897,23 +897,15 @@ fn classifier(
 
 /// The labels of taught model `name`, or why it cannot be used.
 fn taught_labels(services: &Services, name: &str) -> Result<Vec<String>, String> {
-    let path = crate::tasks::teach::path_of(&services.paths.data_dir, name).map_err(|e| e.to_string())?;
-    crate::tasks::teach::read_info(&path)
-        .map(|i| i.labels)
-        .map_err(|_| crate::tasks::teach::TeachError::NotFound(name.to_string()).to_string())
+    crate::tasks::teach::labels_of(&services.paths.data_dir, name).map_err(|e| e.to_string())
 }
 
 /// Taught model `name`, opened (and its embedding model fetched if need be) on the run's thread.
-fn taught_classifier(services: &Services, name: &str) -> Result<crate::tasks::teach::LazyTaught, String> {
-    use crate::tasks::teach::{self, TaughtClassifier, TeachError};
-    let entry = services.catalog.default_embedder().cloned().ok_or(TeachError::NoEmbedder.to_string())?;
-    let (store, data_dir, owned) = (services.store(), services.paths.data_dir.clone(), name.to_string());
-    Ok(teach::LazyTaught::new(name, move || {
-        let dir = store
-            .ensure(&entry, &crate::progress::Silent, &Cancel::new())
-            .map_err(|e| TeachError::Io(entry.id.clone(), e.to_string()))?;
-        TaughtClassifier::new(teach::open(&data_dir, &owned, &entry.id)?, &entry, &dir)
-    }))
+fn taught_classifier(services: &Services, name: &str) -> crate::tasks::teach::LazyTaught {
+    let (store, catalog, owned) = (services.store(), services.catalog.clone(), name.to_string());
+    crate::tasks::teach::LazyTaught::new(name, move || {
+        crate::tasks::teach::load_classifier(&store, &catalog, &owned, &crate::progress::Silent, &Cancel::new())
+    })
 }
 
 /// A colour per label: green and red where the label says so, grey for

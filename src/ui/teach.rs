@@ -6,24 +6,15 @@
 use super::pending::{Pending, Polled};
 use super::progress::GuiProgress;
 use super::services::Services;
-use crate::embed::Embedder;
 use crate::progress::Cancel;
-use crate::tasks::input::Table;
-use crate::tasks::teach::{self, Base, Epoch, SourceInfo, Stage, TaughtInfo, TeachOptions};
+pub use crate::tasks::teach::FileSource;
+use crate::tasks::teach::{self, Epoch, Stage, TaughtInfo, TeachOptions};
 use eframe::egui;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 /// duet's example teaching data: 1,000 labeled product-review sentences (see assets/data/README.md).
 pub const EXAMPLE_CSV: &str = include_str!("../../assets/data/product-reviews-uci.csv");
-
-/// Which rows to teach from: a file and its two columns.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TeachSource {
-    pub file: PathBuf,
-    pub text_column: String,
-    pub label_column: String,
-}
 
 struct Job {
     name: String,
@@ -66,7 +57,7 @@ impl TeachPanel {
     }
 
     /// Start teaching from `source` on a worker thread.
-    pub fn start(&mut self, services: &Services, source: TeachSource) {
+    pub fn start(&mut self, services: &Services, source: FileSource) {
         if self.job.is_some() {
             return;
         }
@@ -75,46 +66,25 @@ impl TeachPanel {
             self.result = Some(Err(e.to_string()));
             return;
         }
-        let Some(entry) = services.catalog.default_embedder().cloned() else {
-            self.result = Some(Err(teach::TeachError::NoEmbedder.to_string()));
-            return;
-        };
         let mut options = TeachOptions::new(&name);
         options.fine_tune_body = self.fine_tune_body;
         let progress = Arc::new(GuiProgress::new(services.wake.clone()));
         let (cancel, curve) = (Cancel::new(), Arc::new(Mutex::new(Vec::new())));
-        let (p, c, k, store, data_dir) =
-            (progress.clone(), cancel.clone(), curve.clone(), services.store(), services.paths.data_dir.clone());
+        let (p, c, k) = (progress.clone(), cancel.clone(), curve.clone());
+        let (store, catalog, data_dir) = (services.store(), services.catalog.clone(), services.paths.data_dir.clone());
         let result = Pending::spawn("duet-teach", &services.wake, move || {
-            let table = Table::open(&source.file).map_err(|e| e.to_string())?;
-            let examples = teach::read_examples(
-                table,
-                &source.text_column,
-                &source.label_column,
-                teach::DEFAULT_MAX_ROWS,
-                options.seed,
-                p.as_ref(),
-            )
-            .map_err(|e| e.to_string())?;
-            examples.check().map_err(|e| e.to_string())?;
-            let dir = store.ensure(&entry, p.as_ref(), &c).map_err(|e| e.to_string())?;
-            let embedder = Embedder::load(&entry, &dir).map_err(|e| e.to_string())?;
-            let info = SourceInfo {
-                file_name: source.file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
-                text_column: source.text_column.clone(),
-                label_column: source.label_column.clone(),
-            };
-            let base = Base { entry: &entry, dir: &dir, embedder: &embedder };
-            let taught = teach::teach(&base, &examples, &info, &options, p.as_ref(), &c, &mut |stage| {
-                if let Stage::Head { epoch, again } = stage {
-                    let mut curve = k.lock().unwrap_or_else(|e| e.into_inner());
-                    if again && epoch.epoch == 1 {
-                        curve.clear();
+            let max_rows = teach::DEFAULT_MAX_ROWS;
+            let taught =
+                teach::teach_file(&store, &catalog, &source, max_rows, &options, p.as_ref(), &c, &mut |stage| {
+                    if let Stage::Head { epoch, again } = stage {
+                        let mut curve = k.lock().unwrap_or_else(|e| e.into_inner());
+                        if again && epoch.epoch == 1 {
+                            curve.clear();
+                        }
+                        curve.push(*epoch);
                     }
-                    curve.push(*epoch);
-                }
-            })
-            .map_err(|e| e.to_string())?;
+                })
+                .map_err(|e| e.to_string())?;
             teach::write(&taught, &teach::path_of(&data_dir, &options.name).map_err(|e| e.to_string())?)
                 .map_err(|e| e.to_string())?;
             Ok(taught.info)
@@ -140,7 +110,7 @@ impl TeachPanel {
     }
 
     /// The Teach section. `source` is the labeled file chosen on the screen, if any.
-    pub fn ui(&mut self, ui: &mut egui::Ui, services: &Services, source: Option<TeachSource>) {
+    pub fn ui(&mut self, ui: &mut egui::Ui, services: &Services, source: Option<FileSource>) {
         ui.label(
             "Make a small classifier from your own labeled rows. It learns on this computer in seconds \
              and labels hundreds of reviews a second.",

@@ -62,6 +62,8 @@ pub enum TeachError {
     Input(#[from] crate::tasks::input::InputError),
     #[error(transparent)]
     Embed(#[from] crate::embed::EmbedError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
 }
 
 impl From<candle_core::Error> for TeachError {
@@ -264,6 +266,81 @@ pub fn embed_all(
     }
     progress.finish();
     Ok(out)
+}
+
+/// How a run, `--model` and the Reviews screen name a taught model: `taught:NAME`.
+pub fn model_spec(name: &str) -> String {
+    format!("taught:{name}")
+}
+
+/// The NAME of a `taught:NAME` model spec, if that is what it is.
+pub fn taught_name(model: Option<&str>) -> Option<&str> {
+    model.and_then(|m| m.strip_prefix("taught:")).map(str::trim)
+}
+
+/// The labels of taught model `name` (its header only is read).
+pub fn labels_of(data_dir: &Path, name: &str) -> Result<Vec<String>, TeachError> {
+    read_info(&path_of(data_dir, name)?).map(|i| i.labels).map_err(|_| TeachError::NotFound(name.to_string()))
+}
+
+/// The catalog's embedding model and its folder, fetched first if it is missing.
+pub fn embedding_base(
+    store: &crate::store::Store,
+    catalog: &crate::catalog::Catalog,
+    progress: &dyn Progress,
+    cancel: &Cancel,
+) -> Result<(ModelEntry, PathBuf), TeachError> {
+    let entry = catalog.default_embedder().cloned().ok_or(TeachError::NoEmbedder)?;
+    let dir = store.ensure(&entry, progress, cancel)?;
+    Ok((entry, dir))
+}
+
+/// Taught model `name`, ready to classify (its embedding model fetched if need be).
+pub fn load_classifier(
+    store: &crate::store::Store,
+    catalog: &crate::catalog::Catalog,
+    name: &str,
+    progress: &dyn Progress,
+    cancel: &Cancel,
+) -> Result<TaughtClassifier, TeachError> {
+    let (entry, dir) = embedding_base(store, catalog, progress, cancel)?;
+    TaughtClassifier::new(open(&store.paths().data_dir, name, &entry.id)?, &entry, &dir)
+}
+
+/// Which rows of a file to teach from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileSource {
+    pub file: PathBuf,
+    pub text_column: String,
+    pub label_column: String,
+}
+
+/// Read `source`'s rows (up to `max_rows`, sampled past that), check them,
+/// load the embedding model and teach: what `duet teach` and the Teach
+/// screen both do before saving.
+#[allow(clippy::too_many_arguments)]
+pub fn teach_file(
+    store: &crate::store::Store,
+    catalog: &crate::catalog::Catalog,
+    source: &FileSource,
+    max_rows: usize,
+    options: &TeachOptions,
+    progress: &dyn Progress,
+    cancel: &Cancel,
+    on_stage: &mut dyn FnMut(Stage),
+) -> Result<Taught, TeachError> {
+    let table = crate::tasks::input::Table::open(&source.file)?;
+    let examples = read_examples(table, &source.text_column, &source.label_column, max_rows, options.seed, progress)?;
+    examples.check()?;
+    let (entry, dir) = embedding_base(store, catalog, progress, cancel)?;
+    let embedder = Embedder::load(&entry, &dir)?;
+    let info = SourceInfo {
+        file_name: source.file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        text_column: source.text_column.clone(),
+        label_column: source.label_column.clone(),
+    };
+    let base = Base { entry: &entry, dir: &dir, embedder: &embedder };
+    teach(&base, &examples, &info, options, progress, cancel, on_stage)
 }
 
 /// Load taught model `name` for use, refusing one taught on another embedder.
